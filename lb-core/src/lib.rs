@@ -1,0 +1,62 @@
+//! Consistent hashing for load balancers, with no I/O.
+//!
+//! `lb-core` maps request keys to nodes with a ketama ring of weighted virtual nodes,
+//! gives the ordered list of distinct fallback nodes for each key, and tracks each
+//! node's health with a rise/fall state machine. It opens no socket, spawns no thread
+//! and reads no clock: the caller feeds it check results and the current time.
+//!
+//! ```
+//! use std::time::Instant;
+//! use lb_core::{HashRing, HealthConfig, HealthState, NodeId, Outcome, Status};
+//!
+//! # fn main() -> Result<(), lb_core::Error> {
+//! let mut ring = HashRing::new(); // xxh3, 160 points per unit of weight
+//! for name in ["server1", "server2", "server3"] {
+//!     ring.add(NodeId::new(name)?, 1)?;
+//! }
+//! let owner = ring.lookup(b"user-42").cloned().expect("the ring has nodes");
+//!
+//! // The owner fails three checks in a row (HAProxy's default fall) and goes Down.
+//! let now = Instant::now();
+//! let mut health = HealthState::new(HealthConfig::default(), Status::Up, now);
+//! for _ in 0..3 {
+//!     health.observe(Outcome::Failure, now);
+//! }
+//! assert_eq!(health.status(), Status::Down);
+//!
+//! // The key fails over to the next distinct node; no other key moves.
+//! let fallback = ring.lookup_with(b"user-42", |id| *id != owner);
+//! assert_eq!(fallback, ring.candidates(b"user-42").nth(1).map(|n| n.id()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`NodeId`], [`Node`]: who is on the ring, with what weight (`node`).
+//! - [`HashFunction`] with [`Xxh3`], [`Sha256`], [`Md5`], and [`HashAlgorithm`] to pick
+//!   one at run time (`hash`).
+//! - [`HashRing`]: points, lookup, incremental add/remove/reweight (`ring`).
+//! - [`Candidates`]: distinct nodes for a key in failover order (`candidates`).
+//! - [`HealthState`]: rise/fall hysteresis (`health`).
+//! - [`Error`]: why an operation was refused (`error`).
+//!
+//! # Determinism
+//! Every hash is fixed-seed, and the ring's order does not depend on the order nodes
+//! were added, so the same nodes and settings give the same mapping in every process
+//! and on every machine. `tests/golden.rs` freezes that mapping.
+
+#![deny(missing_docs)]
+
+mod candidates;
+mod error;
+mod hash;
+mod health;
+mod node;
+mod ring;
+
+pub use candidates::Candidates;
+pub use error::Error;
+pub use hash::{HashAlgorithm, HashFunction, Md5, Sha256, Xxh3};
+pub use health::{HealthConfig, HealthState, Outcome, Status, Transition};
+pub use node::{Node, NodeId};
+pub use ring::{DEFAULT_POINTS_PER_WEIGHT, HashRing, MAX_POINTS_PER_NODE};

@@ -1,0 +1,51 @@
+//! Golden vectors: the key → node mapping is frozen in `tests/data/golden.tsv`, so no
+//! refactor can silently move keys. Regenerate on purpose with
+//! `LB_CORE_BLESS=1 cargo test -p lb-core --test golden` and say why in the commit.
+
+use lb_core::{HashAlgorithm, HashRing, NodeId};
+
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden.tsv");
+
+/// One line per (hash, key): `hash<TAB>key<TAB>owner<TAB>second<TAB>third`.
+fn current() -> String {
+    let mut out = String::from("# hash\tkey\towner\tsecond\tthird\n");
+    for algo in [
+        HashAlgorithm::Xxh3,
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Md5,
+    ] {
+        let mut ring = HashRing::with_hasher(algo, 160).unwrap();
+        for (name, weight) in [
+            ("server1", 1),
+            ("server2", 1),
+            ("server3", 2),
+            ("Server-4f2a", 1),
+            ("10.0.0.7:8080", 3),
+        ] {
+            ring.add(NodeId::new(name).unwrap(), weight).unwrap();
+        }
+        for i in 0..64 {
+            let key = format!("user-{i}");
+            let top: Vec<&str> = ring
+                .candidates(key.as_bytes())
+                .take(3)
+                .map(|n| n.id().as_str())
+                .collect();
+            out.push_str(&format!("{}\t{key}\t{}\n", algo.name(), top.join("\t")));
+        }
+    }
+    out
+}
+
+#[test]
+fn mapping_matches_the_golden_vectors() {
+    let now = current();
+    if std::env::var_os("LB_CORE_BLESS").is_some() {
+        std::fs::write(PATH, &now).unwrap();
+    }
+    let frozen = std::fs::read_to_string(PATH).expect("tests/data/golden.tsv is committed");
+    for (line, (want, got)) in frozen.lines().zip(now.lines()).enumerate() {
+        assert_eq!(got, want, "golden vector line {} changed", line + 1);
+    }
+    assert_eq!(frozen.lines().count(), now.lines().count());
+}
