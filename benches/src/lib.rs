@@ -1,0 +1,1 @@
+//! Benchmarks of `lb-core`; see `benches/` and `BENCHMARKS.md`.

@@ -1,0 +1,211 @@
+//! The admin API, served on the proxy's listener. Shapes are those of the Python load
+//! balancer this daemon replaces, so its clients keep working.
+//!
+//! | call | request body | success |
+//! |---|---|---|
+//! | `GET /rep` | none | `200 {"message":{"N":3,"replicas":["server1","server2","server3"]},"status":"successful"}` |
+//! | `POST /add` | `{"n":2,"hostnames":["s4","s5"]}` | `200`, same shape as `/rep`, after the new replicas accept connections |
+//! | `DELETE /rm` | `{"n":1,"hostnames":["s4"]}` | `200`, same shape as `/rep`, after the replicas are stopped |
+//!
+//! `hostnames` is optional. `/add` starts the named replicas, then generated `serverK`
+//! names up to `n`; `/rm` removes the named ones, then the most recently added others
+//! up to `n`. A hostname is 1–63 characters: a letter or digit, then letters, digits,
+//! `-`, `_` or `.`.
+//!
+//! Every refused call answers `{"message":"<Error> <reason>","status":"failure"}` and
+//! changes nothing:
+//! - `400`: malformed JSON, a body that is not an object, an unknown field, `n` missing,
+//!   negative or not an integer, `n` above `admin.max_per_call`, more hostnames than `n`
+//!   (`Length of hostname list is more than newly added instances` /
+//!   `... more than removable instances`), a duplicate, invalid, taken (`/add`) or
+//!   unknown (`/rm`) hostname, removing more replicas than exist.
+//! - `405`: another method on an admin path. `413`: a body above `admin.max_body_bytes`.
+//! - `500`: a replica could not be started (the others of the call are stopped).
+//! - `503`: the daemon is shutting down.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use lb_core::NodeId;
+use serde_json::{Value, json};
+
+use crate::pool::{AdminError, ReplicaPool};
+use crate::reply::{Body, failure, success};
+
+/// Whether `path` is served by the admin API rather than proxied.
+pub fn is_admin_path(path: &str) -> bool {
+    matches!(path, "/rep" | "/add" | "/rm")
+}
+
+/// Serves one admin call.
+pub async fn handle(
+    pool: &Arc<ReplicaPool>,
+    req: Request<Incoming>,
+    max_body_bytes: usize,
+) -> Response<Body> {
+    let allowed = match req.uri().path() {
+        "/rep" => Method::GET,
+        "/add" => Method::POST,
+        _ => Method::DELETE,
+    };
+    if req.method() != allowed {
+        let mut response = failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{} {} is not allowed; use {allowed}",
+                req.method(),
+                req.uri().path()
+            ),
+        );
+        if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+        return response;
+    }
+    if allowed == Method::GET {
+        return replicas(pool);
+    }
+    let body = match Limited::new(req.into_body(), max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {max_body_bytes} bytes"),
+            );
+        }
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {e}"),
+            );
+        }
+    };
+    let (n, names) = match parse_change(&body) {
+        Ok(change) => change,
+        Err(reason) => return failure(StatusCode::BAD_REQUEST, reason),
+    };
+    let result = if allowed == Method::POST {
+        pool.add(n, names).await
+    } else {
+        pool.remove(n, names).await
+    };
+    match result {
+        Ok(_) => replicas(pool),
+        Err(e) => failure(status_of(&e), e),
+    }
+}
+
+fn replicas(pool: &ReplicaPool) -> Response<Body> {
+    let names: Vec<String> = pool.names().into_iter().map(|n| n.to_string()).collect();
+    success(
+        StatusCode::OK,
+        json!({ "N": names.len(), "replicas": names }),
+    )
+}
+
+fn status_of(error: &AdminError) -> StatusCode {
+    match error {
+        AdminError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AdminError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Parses `{"n": N, "hostnames": [..]}`.
+fn parse_change(body: &[u8]) -> Result<(usize, Vec<NodeId>), String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    let Value::Object(fields) = value else {
+        return Err("the body must be a JSON object like {\"n\": 1, \"hostnames\": []}".into());
+    };
+    if let Some(unknown) = fields.keys().find(|k| *k != "n" && *k != "hostnames") {
+        return Err(format!(
+            "unknown field '{unknown}'; expected 'n' and 'hostnames'"
+        ));
+    }
+    let n = match fields.get("n") {
+        None => return Err("'n' is missing".into()),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| format!("'n' must be a non-negative integer, not {v}"))?,
+    };
+    let names = match fields.get("hostnames") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => hostname(s),
+                other => Err(format!("hostnames must be strings, not {other}")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "'hostnames' must be a list of strings, not {other}"
+            ));
+        }
+    };
+    Ok((n, names))
+}
+
+/// A replica hostname: 1–63 characters, a letter or digit then letters, digits, `-_.`.
+fn hostname(s: &str) -> Result<NodeId, String> {
+    let mut chars = s.chars();
+    let valid = s.len() <= 63
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(format!(
+            "invalid hostname {s:?}: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        ));
+    }
+    NodeId::new(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_python_clients_body() {
+        let (n, names) = parse_change(br#"{"n":2,"hostnames":["s4","Server-4f2a"]}"#).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            names,
+            vec![
+                NodeId::new("s4").unwrap(),
+                NodeId::new("Server-4f2a").unwrap()
+            ]
+        );
+        assert_eq!(parse_change(br#"{"n":0}"#).unwrap(), (0, vec![]));
+    }
+
+    #[test]
+    fn refuses_bad_bodies_with_a_reason() {
+        for (body, says) in [
+            (&b"{"[..], "malformed JSON"),
+            (b"[1]", "JSON object"),
+            (br#"{"hostnames":[]}"#, "'n' is missing"),
+            (br#"{"n":-1}"#, "non-negative"),
+            (br#"{"n":1.5}"#, "non-negative"),
+            (br#"{"n":"2"}"#, "non-negative"),
+            (br#"{"n":1,"hostnames":"s1"}"#, "list of strings"),
+            (br#"{"n":1,"hostnames":[1]}"#, "must be strings"),
+            (br#"{"n":1,"hostnames":["bad name"]}"#, "invalid hostname"),
+            (br#"{"n":1,"hostnames":["-x"]}"#, "invalid hostname"),
+            (br#"{"n":1,"hostname":["x"]}"#, "unknown field"),
+        ] {
+            let err = parse_change(body).unwrap_err();
+            assert!(
+                err.contains(says),
+                "{} gave {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

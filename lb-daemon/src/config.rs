@@ -1,0 +1,527 @@
+//! Configuration: TOML parsed into [`FileConfig`] (serde, unknown keys refused), then
+//! validated into [`Config`], whose fields cannot hold a bad value.
+//!
+//! Every key is optional; `lb-daemon` with no file runs on the defaults below. The
+//! README's config reference lists the same keys.
+//!
+//! ```toml
+//! listen = "127.0.0.1:5000"   # proxy and admin API
+//! replicas = 3                # started at boot, named server1..server3
+//! hash = "xxh3"               # or "sha256", "md5"
+//! points_per_weight = 160     # virtual nodes per replica
+//! key = ["header:x-lb-key"]   # then a random key; also cookie:NAME, query:NAME, path, client_ip
+//!
+//! [admin]
+//! max_per_call = 64           # cap on n for /add and /rm
+//! max_body_bytes = 65536
+//!
+//! [heartbeat]
+//! path = "/heartbeat"
+//! interval_ms = 1000
+//! timeout_ms = 500
+//! rise = 2
+//! fall = 3
+//!
+//! [runtime]
+//! kind = "process"
+//! command = ["/path/to/replica-server"]  # default: replica-server beside lb-daemon
+//! ready_timeout_ms = 5000
+//!
+//! [respawn]
+//! backoff_initial_ms = 500
+//! backoff_max_ms = 30000
+//!
+//! [upstream]
+//! connect_timeout_ms = 1000
+//!
+//! [shutdown]
+//! grace_ms = 10000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lb_core::{HashAlgorithm, HealthConfig};
+use serde::Deserialize;
+
+use crate::key::KeySource;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`FileConfig`] (syntax, unknown key, wrong type);
+    /// the message names the key and its line.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the key.
+        message: String,
+    },
+    /// A value parsed but is out of range.
+    #[error("invalid config: `{key}` = {value}: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `heartbeat.interval_ms`.
+        key: &'static str,
+        /// The rejected value as written.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Address of the proxy and admin listener.
+    pub listen: Option<String>,
+    /// Replicas to start at boot.
+    pub replicas: Option<u64>,
+    /// Hash function name.
+    pub hash: Option<String>,
+    /// Points per unit of weight.
+    pub points_per_weight: Option<u64>,
+    /// Request key sources, in order.
+    pub key: Option<Vec<String>>,
+    /// `[admin]`.
+    pub admin: AdminFile,
+    /// `[heartbeat]`.
+    pub heartbeat: HeartbeatFile,
+    /// `[runtime]`.
+    pub runtime: RuntimeFile,
+    /// `[respawn]`.
+    pub respawn: RespawnFile,
+    /// `[upstream]`.
+    pub upstream: UpstreamFile,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownFile,
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminFile {
+    /// Cap on `n`.
+    pub max_per_call: Option<u64>,
+    /// Cap on an admin request body, in bytes.
+    pub max_body_bytes: Option<u64>,
+}
+
+/// `[heartbeat]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatFile {
+    /// Path probed on each replica.
+    pub path: Option<String>,
+    /// Probe period, ms.
+    pub interval_ms: Option<u64>,
+    /// Probe timeout, ms.
+    pub timeout_ms: Option<u64>,
+    /// Successes to come Up.
+    pub rise: Option<u64>,
+    /// Failures to go Down.
+    pub fall: Option<u64>,
+}
+
+/// `[runtime]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeFile {
+    /// `"process"`.
+    pub kind: Option<String>,
+    /// Program and arguments; `{name}` and `{port}` are substituted.
+    pub command: Option<Vec<String>>,
+    /// How long a new replica has to accept connections, ms.
+    pub ready_timeout_ms: Option<u64>,
+}
+
+/// `[respawn]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespawnFile {
+    /// First retry delay after a failed respawn, ms.
+    pub backoff_initial_ms: Option<u64>,
+    /// Cap of the retry delay, ms.
+    pub backoff_max_ms: Option<u64>,
+}
+
+/// `[upstream]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamFile {
+    /// TCP connect timeout to a replica, ms.
+    pub connect_timeout_ms: Option<u64>,
+}
+
+/// `[shutdown]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownFile {
+    /// How long in-flight requests may take to finish after SIGTERM, ms.
+    pub grace_ms: Option<u64>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Proxy and admin listener.
+    pub listen: SocketAddr,
+    /// Replicas started at boot (`server1..`).
+    pub replicas: usize,
+    /// Hash for points and keys.
+    pub hash: HashAlgorithm,
+    /// Points per unit of weight (1..=10000).
+    pub points_per_weight: u32,
+    /// Request key sources, tried in order before the random fallback.
+    pub key: Vec<KeySource>,
+    /// Cap on `n` in one admin call.
+    pub max_per_call: usize,
+    /// Cap on an admin request body, bytes.
+    pub max_body_bytes: usize,
+    /// Heartbeat settings.
+    pub heartbeat: Heartbeat,
+    /// Replica runtime settings.
+    pub runtime: Runtime,
+    /// Respawn backoff: first delay.
+    pub backoff_initial: Duration,
+    /// Respawn backoff: cap.
+    pub backoff_max: Duration,
+    /// Connect timeout to replicas.
+    pub connect_timeout: Duration,
+    /// Shutdown grace period.
+    pub grace: Duration,
+}
+
+/// Validated `[heartbeat]`.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// Path probed, starting with `/`.
+    pub path: String,
+    /// Probe period.
+    pub interval: Duration,
+    /// Probe timeout (≤ interval).
+    pub timeout: Duration,
+    /// Rise/fall thresholds.
+    pub health: HealthConfig,
+}
+
+/// Validated `[runtime]`.
+#[derive(Debug, Clone)]
+pub enum Runtime {
+    /// Child processes of the daemon.
+    Process {
+        /// Program then arguments, with `{name}` / `{port}` placeholders.
+        command: Vec<String>,
+        /// Readiness deadline for a new replica.
+        ready_timeout: Duration,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key at fault.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        Self::validate(file)
+    }
+
+    /// The defaults (what `lb-daemon` runs without `--config`).
+    ///
+    /// # Errors
+    /// Only if the default replica command cannot be located.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::validate(FileConfig::default())
+    }
+
+    /// Turns a parsed file into a validated config.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad key.
+    pub fn validate(file: FileConfig) -> Result<Self, ConfigError> {
+        let listen_text = file.listen.unwrap_or_else(|| "127.0.0.1:5000".into());
+        let listen = listen_text.parse().map_err(|e| {
+            invalid(
+                "listen",
+                &listen_text,
+                format!("not an ip:port address ({e})"),
+            )
+        })?;
+        let replicas = ranged("replicas", file.replicas, 3, 0, 1024)?;
+        let hash_text = file.hash.unwrap_or_else(|| "xxh3".into());
+        let hash = hash_text.parse().map_err(|_| {
+            invalid(
+                "hash",
+                &hash_text,
+                "expected \"xxh3\", \"sha256\" or \"md5\"",
+            )
+        })?;
+        let points_per_weight =
+            ranged("points_per_weight", file.points_per_weight, 160, 1, 10_000)?;
+        let key = file
+            .key
+            .unwrap_or_else(|| vec!["header:x-lb-key".into()])
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|reason: String| invalid("key", s, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_per_call = ranged("admin.max_per_call", file.admin.max_per_call, 64, 1, 1024)?;
+        let max_body_bytes = ranged(
+            "admin.max_body_bytes",
+            file.admin.max_body_bytes,
+            65_536,
+            64,
+            16 << 20,
+        )?;
+
+        let hb = file.heartbeat;
+        let path = hb.path.unwrap_or_else(|| "/heartbeat".into());
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err(invalid(
+                "heartbeat.path",
+                &path,
+                "must start with / and hold no whitespace",
+            ));
+        }
+        let interval = ms("heartbeat.interval_ms", hb.interval_ms, 1000, 10, 3_600_000)?;
+        let timeout = ms("heartbeat.timeout_ms", hb.timeout_ms, 500, 1, 3_600_000)?;
+        if timeout > interval {
+            return Err(invalid(
+                "heartbeat.timeout_ms",
+                &timeout.as_millis().to_string(),
+                "must not exceed heartbeat.interval_ms",
+            ));
+        }
+        let rise = ranged("heartbeat.rise", hb.rise, 2, 1, 1000)?;
+        let fall = ranged("heartbeat.fall", hb.fall, 3, 1, 1000)?;
+        let health = HealthConfig::new(rise, fall).map_err(|e| {
+            invalid(
+                "heartbeat",
+                &format!("rise {rise}, fall {fall}"),
+                e.to_string(),
+            )
+        })?;
+
+        let runtime = validate_runtime(file.runtime)?;
+        let backoff_initial = ms(
+            "respawn.backoff_initial_ms",
+            file.respawn.backoff_initial_ms,
+            500,
+            1,
+            3_600_000,
+        )?;
+        let backoff_max = ms(
+            "respawn.backoff_max_ms",
+            file.respawn.backoff_max_ms,
+            30_000,
+            1,
+            86_400_000,
+        )?;
+        if backoff_max < backoff_initial {
+            return Err(invalid(
+                "respawn.backoff_max_ms",
+                &backoff_max.as_millis().to_string(),
+                "must be at least respawn.backoff_initial_ms",
+            ));
+        }
+        Ok(Config {
+            listen,
+            replicas,
+            hash,
+            points_per_weight,
+            key,
+            max_per_call,
+            max_body_bytes,
+            heartbeat: Heartbeat {
+                path,
+                interval,
+                timeout,
+                health,
+            },
+            runtime,
+            backoff_initial,
+            backoff_max,
+            connect_timeout: ms(
+                "upstream.connect_timeout_ms",
+                file.upstream.connect_timeout_ms,
+                1000,
+                1,
+                600_000,
+            )?,
+            grace: ms(
+                "shutdown.grace_ms",
+                file.shutdown.grace_ms,
+                10_000,
+                0,
+                3_600_000,
+            )?,
+        })
+    }
+}
+
+fn validate_runtime(file: RuntimeFile) -> Result<Runtime, ConfigError> {
+    let kind = file.kind.unwrap_or_else(|| "process".into());
+    if kind != "process" {
+        return Err(invalid("runtime.kind", &kind, "expected \"process\""));
+    }
+    let command = match file.command {
+        Some(command) if command.is_empty() || command[0].is_empty() => {
+            return Err(invalid("runtime.command", "[]", "needs a program"));
+        }
+        Some(command) => command,
+        None => vec![default_replica_program()?.to_string_lossy().into_owned()],
+    };
+    Ok(Runtime::Process {
+        command,
+        ready_timeout: ms(
+            "runtime.ready_timeout_ms",
+            file.ready_timeout_ms,
+            5000,
+            10,
+            600_000,
+        )?,
+    })
+}
+
+/// `replica-server` in the directory of the running `lb-daemon` (cargo puts both in
+/// `target/<profile>/`).
+fn default_replica_program() -> Result<PathBuf, ConfigError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| invalid("runtime.command", "<default>", e.to_string()))?;
+    let program = exe.with_file_name(format!("replica-server{}", std::env::consts::EXE_SUFFIX));
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(invalid(
+            "runtime.command",
+            &program.display().to_string(),
+            "the default replica program is missing; build it with `cargo build --release -p lb-examples` or set runtime.command",
+        ))
+    }
+}
+
+fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn ranged<T: TryFrom<u64>>(
+    key: &'static str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or(default);
+    if !(min..=max).contains(&value) {
+        return Err(invalid(
+            key,
+            &value.to_string(),
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    T::try_from(value).map_err(|_| invalid(key, &value.to_string(), "too large for this machine"))
+}
+
+fn ms(
+    key: &'static str,
+    value: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    ranged::<u64>(key, value, default, min, max).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CMD: &str = "[runtime]\ncommand = [\"/bin/true\"]\n";
+
+    #[test]
+    fn a_full_file_validates() {
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\nreplicas = 2\nhash = \"md5\"\nkey = [\"cookie:sid\", \"path\"]\n{CMD}[heartbeat]\ninterval_ms = 200\ntimeout_ms = 100\nrise = 1\nfall = 2\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.replicas, 2);
+        assert_eq!(config.hash, HashAlgorithm::Md5);
+        assert_eq!(config.heartbeat.interval, Duration::from_millis(200));
+        assert_eq!(config.heartbeat.health.fall(), 2);
+        assert_eq!(config.key.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse(&format!("{CMD}[heartbeat]\nintervall_ms = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("intervall_ms"), "{err}");
+        let err = Config::parse("replica = 3").unwrap_err().to_string();
+        assert!(err.contains("replica"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("replicas = -1", "replicas"),
+            ("listen = \"localhost\"", "listen"),
+            ("hash = \"crc\"", "hash"),
+            ("key = [\"header:\"]", "key"),
+            (
+                "[heartbeat]\ninterval_ms = 100\ntimeout_ms = 200",
+                "heartbeat.timeout_ms",
+            ),
+            ("[heartbeat]\nfall = 0", "heartbeat.fall"),
+            ("[admin]\nmax_per_call = 0", "admin.max_per_call"),
+            ("[runtime]\nkind = \"vm\"", "runtime.kind"),
+            ("[runtime]\ncommand = []", "runtime.command"),
+        ] {
+            let err = Config::parse(&format!(
+                "{text}\n{}",
+                if text.contains("[runtime]") { "" } else { CMD }
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+    }
+}

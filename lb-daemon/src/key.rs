@@ -1,0 +1,157 @@
+//! The request key: what the ring hashes to pick a replica.
+//!
+//! Sources are tried in the configured order; the first one present gives the key.
+//! When none is present the key is random, so keyless traffic spreads over all
+//! replicas (as Envoy's ring hash does when no hash policy matches).
+//!
+//! | source (config string) | key bytes |
+//! |---|---|
+//! | `header:NAME` | the value of the first `NAME` header |
+//! | `cookie:NAME` | the value of cookie `NAME` in the `Cookie` headers |
+//! | `query:NAME` | the raw (still percent-encoded) value of query parameter `NAME` |
+//! | `path` | the path, without the query |
+//! | `client_ip` | the client's IP address as text (`127.0.0.1`, `::1`) |
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use hyper::Request;
+use hyper::header::{COOKIE, HeaderName};
+
+/// Where to find a request's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A request header.
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+    /// A query parameter.
+    Query(String),
+    /// The URI path.
+    Path,
+    /// The client's IP address.
+    ClientIp,
+}
+
+impl FromStr for KeySource {
+    type Err = String;
+
+    /// Parses `header:NAME`, `cookie:NAME`, `query:NAME`, `path` or `client_ip`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let named = |name: &str| -> Result<String, String> {
+            if name.is_empty() {
+                Err(format!("{s:?} needs a name after the colon"))
+            } else {
+                Ok(name.to_string())
+            }
+        };
+        match s.split_once(':') {
+            Some(("header", name)) => HeaderName::from_bytes(named(name)?.as_bytes())
+                .map(KeySource::Header)
+                .map_err(|_| format!("{name:?} is not a valid header name")),
+            Some(("cookie", name)) => named(name).map(KeySource::Cookie),
+            Some(("query", name)) => named(name).map(KeySource::Query),
+            None if s == "path" => Ok(KeySource::Path),
+            None if s == "client_ip" => Ok(KeySource::ClientIp),
+            _ => Err(format!(
+                "{s:?} is not a key source; expected header:NAME, cookie:NAME, query:NAME, path or client_ip"
+            )),
+        }
+    }
+}
+
+impl KeySource {
+    /// This source's key in `req`, if present.
+    pub fn extract<'r, B>(&self, req: &'r Request<B>, client: IpAddr) -> Option<Cow<'r, [u8]>> {
+        match self {
+            KeySource::Header(name) => req.headers().get(name).map(|v| Cow::Borrowed(v.as_bytes())),
+            KeySource::Cookie(name) => req
+                .headers()
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
+            KeySource::Query(name) => req
+                .uri()
+                .query()?
+                .split('&')
+                .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
+            KeySource::Path => Some(Cow::Borrowed(req.uri().path().as_bytes())),
+            KeySource::ClientIp => Some(Cow::Owned(client.to_string().into_bytes())),
+        }
+    }
+}
+
+/// The key of `req`: the first source present, else 16 random bytes.
+pub fn request_key<'r, B>(
+    sources: &[KeySource],
+    req: &'r Request<B>,
+    client: IpAddr,
+) -> Cow<'r, [u8]> {
+    sources
+        .iter()
+        .find_map(|s| s.extract(req, client))
+        .unwrap_or_else(|| {
+            let random = fastrand::u128(..);
+            Cow::Owned(random.to_le_bytes().to_vec())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().uri(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn sources(list: &[&str]) -> Vec<KeySource> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn sources_are_tried_in_order() {
+        let s = sources(&["header:x-lb-key", "cookie:sid", "query:user", "path"]);
+        let r = req(
+            "/a/b?x=1&user=bob",
+            &[("cookie", "a=1; sid=s42"), ("x-lb-key", "k1")],
+        );
+        assert_eq!(&*request_key(&s, &r, IP), b"k1");
+        let r = req("/a/b?x=1&user=bob", &[("cookie", "a=1; sid=s42")]);
+        assert_eq!(&*request_key(&s, &r, IP), b"s42");
+        let r = req("/a/b?x=1&user=bob", &[]);
+        assert_eq!(&*request_key(&s, &r, IP), b"bob");
+        let r = req("/a/b?x=1", &[]);
+        assert_eq!(&*request_key(&s, &r, IP), b"/a/b");
+        assert_eq!(
+            &*request_key(&sources(&["client_ip"]), &r, IP),
+            b"127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn missing_key_is_random() {
+        let s = sources(&["header:x-lb-key"]);
+        let r = req("/home", &[]);
+        assert_ne!(request_key(&s, &r, IP), request_key(&s, &r, IP));
+    }
+
+    #[test]
+    fn bad_sources_are_refused() {
+        for bad in ["header:", "header:bad header", "cookie:", "ip", "query"] {
+            assert!(bad.parse::<KeySource>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! `lb-daemon`: a reverse proxy that routes each request to a replica chosen by
+//! consistent hashing of a request key, and manages those replicas: admin API
+//! (`/add`, `/rm`, `/rep`), heartbeats with rise/fall, and respawn of failed replicas.
+//!
+//! ```no_run
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = lb_daemon::config::Config::parse("replicas = 3\nlisten = \"127.0.0.1:0\"")?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let shutdown = CancellationToken::new();
+//! lb_daemon::run(config, listener, shutdown).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - `config`: TOML → validated [`config::Config`].
+//! - `key`: which bytes of a request are hashed.
+//! - `pool`: membership, health, respawn; publishes `snapshot`s.
+//! - `snapshot`: the immutable routing view requests read without locks.
+//! - `proxy`: forwarding to the chosen replica. `admin`: `/add`, `/rm`, `/rep`.
+//! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
+//! - `server`: the accept loop and graceful drain. `reply`: response shapes.
+
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod config;
+pub mod key;
+pub mod pool;
+pub mod prober;
+pub mod proxy;
+pub mod reply;
+pub mod runtime;
+pub mod server;
+pub mod snapshot;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Runtime};
+use crate::pool::{AdminError, PoolSettings, ReplicaPool};
+use crate::proxy::Proxy;
+use crate::runtime::ReplicaRuntime;
+use crate::runtime::process::ProcessRuntime;
+use crate::server::App;
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The boot replicas could not be started.
+    #[error("cannot start the boot replicas: {0}")]
+    Boot(#[source] AdminError),
+    /// The ring settings were refused.
+    #[error("invalid ring settings: {0}")]
+    Ring(#[from] lb_core::Error),
+}
+
+/// Runs the daemon on `listener` until `shutdown` is cancelled: starts the boot
+/// replicas, probes them, serves the proxy and admin API, then drains in-flight
+/// requests (at most `shutdown.grace_ms`) and stops every replica.
+///
+/// # Errors
+/// [`DaemonError`] when the boot replicas cannot be started; nothing is left running.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let runtime: Arc<dyn ReplicaRuntime> = match &config.runtime {
+        Runtime::Process {
+            command,
+            ready_timeout,
+        } => Arc::new(ProcessRuntime::new(
+            command.clone(),
+            *ready_timeout,
+            events_tx,
+        )),
+    };
+    let pool = ReplicaPool::new(
+        PoolSettings {
+            hash: config.hash,
+            points_per_weight: config.points_per_weight,
+            health: config.heartbeat.health,
+            max_per_call: config.max_per_call,
+            backoff_initial: config.backoff_initial,
+            backoff_max: config.backoff_max,
+        },
+        runtime,
+    )?;
+    let events_pool = Arc::clone(&pool);
+    tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            events_pool.on_event(event);
+        }
+    });
+    let names = if config.replicas > 0 {
+        pool.boot(config.replicas)
+            .await
+            .map_err(DaemonError::Boot)?
+    } else {
+        Vec::new()
+    };
+    tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
+    let prober = tokio::spawn(prober::run(
+        Arc::clone(&pool),
+        config.heartbeat.clone(),
+        shutdown.clone(),
+    ));
+    let app = Arc::new(App {
+        pool: Arc::clone(&pool),
+        proxy: Proxy::new(config.key.clone(), config.connect_timeout),
+        max_body_bytes: config.max_body_bytes,
+    });
+    server::serve(listener, app, shutdown, config.grace).await;
+    let _ = prober.await;
+    pool.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}

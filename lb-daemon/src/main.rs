@@ -1,0 +1,109 @@
+//! `lb-daemon [--config FILE] [--check]`: runs the load balancer.
+//!
+//! Without `--config` it runs on the defaults: listens on `127.0.0.1:5000` and starts
+//! three child-process replicas (`server1..3`) from the `replica-server` binary beside
+//! it. `--check` validates the config and exits. Logs go to stderr; set `RUST_LOG`
+//! (e.g. `RUST_LOG=lb_daemon=debug`) to change the level.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a passing `--check`;
+//! 1 when the daemon cannot start; 2 for an invalid config or usage.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lb_daemon::config::Config;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Consistent-hashing load balancer.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file (see the README's config reference); defaults apply without it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Validate the config and exit (0 if valid, 2 if not).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let loaded = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::defaults(),
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("lb-daemon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("config ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("lb-daemon: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("lb-daemon: cannot listen on {}: {e}", config.listen);
+                return ExitCode::from(1);
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "listening"),
+            Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
+        }
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match lb_daemon::run(config, listener, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lb-daemon: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,532 @@
+//! The replica pool: membership, health and respawn of every replica.
+//!
+//! The pool owns the ring and each member's [`HealthState`]. Admin calls
+//! ([`add`](ReplicaPool::add), [`remove`](ReplicaPool::remove)) are serialized and all
+//! or nothing; heartbeat results ([`observe`](ReplicaPool::observe)) and runtime events
+//! ([`on_event`](ReplicaPool::on_event)) update health. Every change publishes a new
+//! [`Snapshot`] for the proxy. A member that goes Down is respawned under the same
+//! hostname, so it keeps its place on the ring and its keys come back to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use lb_core::{HashAlgorithm, HashRing, HealthConfig, HealthState, NodeId, Outcome, Status};
+use tokio::task::JoinSet;
+
+use crate::runtime::{Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
+use crate::snapshot::{Snapshot, Upstream};
+
+/// The most replicas one daemon manages.
+pub const MAX_REPLICAS: usize = 1024;
+
+/// A respawned instance that lives this long resets its backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Settings of a pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Hash for the ring.
+    pub hash: HashAlgorithm,
+    /// Points per unit of weight.
+    pub points_per_weight: u32,
+    /// Rise/fall thresholds.
+    pub health: HealthConfig,
+    /// Cap on `n` in one admin call.
+    pub max_per_call: usize,
+    /// First respawn delay for a replica that keeps dying.
+    pub backoff_initial: Duration,
+    /// Cap of the respawn delay.
+    pub backoff_max: Duration,
+}
+
+/// Why an admin call was refused. Nothing changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `/add` named more hostnames than `n` (message kept from the Python balancer).
+    #[error("Length of hostname list is more than newly added instances")]
+    TooManyNamesToAdd,
+    /// `/rm` named more hostnames than `n` (message kept from the Python balancer).
+    #[error("Length of hostname list is more than removable instances")]
+    TooManyNamesToRemove,
+    /// `n` above the configured cap.
+    #[error("n = {n} is above the limit of {max} per call")]
+    OverCap {
+        /// Asked.
+        n: usize,
+        /// Allowed.
+        max: usize,
+    },
+    /// The pool would exceed [`MAX_REPLICAS`].
+    #[error("adding {n} replicas would exceed the limit of {MAX_REPLICAS} replicas")]
+    PoolFull {
+        /// Asked.
+        n: usize,
+    },
+    /// The same hostname twice in one call.
+    #[error("hostname '{0}' is listed twice")]
+    Duplicate(NodeId),
+    /// `/add` of a hostname in use.
+    #[error("hostname '{0}' already exists")]
+    Exists(NodeId),
+    /// `/rm` of a hostname not in the pool.
+    #[error("hostname '{0}' does not exist")]
+    Unknown(NodeId),
+    /// `/rm` of more replicas than exist.
+    #[error("cannot remove {n} replicas: only {have} exist")]
+    NotEnough {
+        /// Asked.
+        n: usize,
+        /// Present.
+        have: usize,
+    },
+    /// The daemon is shutting down.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// A replica could not be started; the others of the call were stopped.
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// One member of the pool.
+#[derive(Debug)]
+struct Member {
+    /// Order of addition, for `/rep` and for picking replicas to remove.
+    seq: u64,
+    /// The running incarnation; `None` while a respawn has not produced one.
+    instance: Option<Instance>,
+    health: HealthState,
+    respawning: bool,
+    /// When the current instance started.
+    started: Instant,
+    /// Delay before the next respawn if this instance dies young.
+    backoff: Duration,
+}
+
+#[derive(Debug)]
+struct State {
+    members: BTreeMap<NodeId, Member>,
+    ring: Arc<HashRing<HashAlgorithm>>,
+    next_seq: u64,
+}
+
+/// The replicas of one daemon. Share it as `Arc<ReplicaPool>`.
+#[derive(Debug)]
+pub struct ReplicaPool {
+    settings: PoolSettings,
+    runtime: Arc<dyn ReplicaRuntime>,
+    state: Mutex<State>,
+    /// Serializes admin calls (held across spawning; `state` is not).
+    admin: tokio::sync::Mutex<()>,
+    snapshot: ArcSwap<Snapshot>,
+    shutting_down: AtomicBool,
+}
+
+impl ReplicaPool {
+    /// An empty pool.
+    ///
+    /// # Errors
+    /// If `points_per_weight` is out of lb-core's range.
+    pub fn new(
+        settings: PoolSettings,
+        runtime: Arc<dyn ReplicaRuntime>,
+    ) -> Result<Arc<Self>, lb_core::Error> {
+        let ring = HashRing::with_hasher(settings.hash, settings.points_per_weight)?;
+        Ok(Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty(ring.clone())),
+            state: Mutex::new(State {
+                members: BTreeMap::new(),
+                ring: Arc::new(ring),
+                next_seq: 0,
+            }),
+            settings,
+            runtime,
+            admin: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// The current routing snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Hostnames in the order they were added.
+    pub fn names(&self) -> Vec<NodeId> {
+        let state = self.lock();
+        let mut members: Vec<(&NodeId, &Member)> = state.members.iter().collect();
+        members.sort_by_key(|(_, m)| m.seq);
+        members.into_iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Replicas to probe: those with a running instance that is not being replaced.
+    pub fn probe_targets(&self) -> Vec<(NodeId, Instance)> {
+        self.lock()
+            .members
+            .iter()
+            .filter(|(_, m)| !m.respawning)
+            .filter_map(|(name, m)| m.instance.map(|i| (name.clone(), i)))
+            .collect()
+    }
+
+    /// Starts `n` replicas: those in `names`, then generated `serverK` names. Returns
+    /// once all accept connections and are on the ring.
+    ///
+    /// # Errors
+    /// [`AdminError`]; on any error nothing was added and nothing is left running.
+    pub async fn add(
+        self: &Arc<Self>,
+        n: usize,
+        names: Vec<NodeId>,
+    ) -> Result<Vec<NodeId>, AdminError> {
+        self.add_capped(n, names, self.settings.max_per_call).await
+    }
+
+    /// Starts the `n` boot replicas (`server1..`), above the per-call cap if need be.
+    ///
+    /// # Errors
+    /// As [`add`](Self::add).
+    pub async fn boot(self: &Arc<Self>, n: usize) -> Result<Vec<NodeId>, AdminError> {
+        self.add_capped(n, Vec::new(), MAX_REPLICAS).await
+    }
+
+    async fn add_capped(
+        self: &Arc<Self>,
+        n: usize,
+        names: Vec<NodeId>,
+        cap: usize,
+    ) -> Result<Vec<NodeId>, AdminError> {
+        let _admin = self.admin.lock().await;
+        self.refuse_if_shutting_down()?;
+        if names.len() > n {
+            return Err(AdminError::TooManyNamesToAdd);
+        }
+        let chosen = {
+            let state = self.lock();
+            check_n(n, cap)?;
+            if state.members.len() + n > MAX_REPLICAS {
+                return Err(AdminError::PoolFull { n });
+            }
+            check_distinct(&names)?;
+            if let Some(taken) = names.iter().find(|name| state.members.contains_key(*name)) {
+                return Err(AdminError::Exists(taken.clone()));
+            }
+            generate_names(&state.members, names, n)
+        };
+        let mut started = JoinSet::new();
+        for name in chosen.iter().cloned() {
+            let runtime = Arc::clone(&self.runtime);
+            started.spawn(async move { (name.clone(), runtime.spawn(&name).await) });
+        }
+        let mut ready = Vec::with_capacity(n);
+        let mut failure = None;
+        while let Some(joined) = started.join_next().await {
+            match joined {
+                Ok((name, Ok(instance))) => ready.push((name, instance)),
+                Ok((_, Err(e))) => failure = Some(e),
+                Err(e) => tracing::error!(error = %e, "spawn task failed"),
+            }
+        }
+        if failure.is_some() || ready.len() != n {
+            for (_, instance) in &ready {
+                self.runtime.stop(instance.id).await;
+            }
+            return Err(match failure {
+                Some(e) => AdminError::Runtime(e),
+                None => AdminError::ShuttingDown,
+            });
+        }
+        ready.sort_by(|a, b| {
+            chosen
+                .iter()
+                .position(|c| *c == a.0)
+                .cmp(&chosen.iter().position(|c| *c == b.0))
+        });
+        let mut state = self.lock();
+        let now = Instant::now();
+        for (name, instance) in ready {
+            Arc::make_mut(&mut state.ring)
+                .add(name.clone(), 1)
+                .map_err(|e| tracing::error!(error = %e, "ring refused a checked name"))
+                .ok();
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica added");
+            state.members.insert(
+                name,
+                Member {
+                    seq,
+                    instance: Some(instance),
+                    health: HealthState::new(self.settings.health, Status::Up, now),
+                    respawning: false,
+                    started: now,
+                    backoff: Duration::ZERO,
+                },
+            );
+        }
+        self.publish(&state);
+        Ok(chosen)
+    }
+
+    /// Removes the replicas in `names` plus `n − names.len()` others (the most recently
+    /// added first): they leave the ring at once, then their instances are stopped.
+    ///
+    /// # Errors
+    /// [`AdminError`]; on any error nothing was removed.
+    pub async fn remove(&self, n: usize, names: Vec<NodeId>) -> Result<Vec<NodeId>, AdminError> {
+        let _admin = self.admin.lock().await;
+        self.refuse_if_shutting_down()?;
+        if names.len() > n {
+            return Err(AdminError::TooManyNamesToRemove);
+        }
+        let removed = {
+            let mut state = self.lock();
+            check_n(n, self.settings.max_per_call)?;
+            check_distinct(&names)?;
+            if let Some(unknown) = names.iter().find(|name| !state.members.contains_key(*name)) {
+                return Err(AdminError::Unknown(unknown.clone()));
+            }
+            if n > state.members.len() {
+                return Err(AdminError::NotEnough {
+                    n,
+                    have: state.members.len(),
+                });
+            }
+            let mut others: Vec<(&NodeId, &Member)> = state
+                .members
+                .iter()
+                .filter(|(name, _)| !names.contains(name))
+                .collect();
+            others.sort_by_key(|(_, m)| std::cmp::Reverse(m.seq));
+            let extra: Vec<NodeId> = others
+                .into_iter()
+                .take(n - names.len())
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut removed = Vec::with_capacity(n);
+            for name in names.into_iter().chain(extra) {
+                if let Some(member) = state.members.remove(&name) {
+                    let _ = Arc::make_mut(&mut state.ring).remove(name.as_str());
+                    removed.push((name, member.instance));
+                }
+            }
+            self.publish(&state);
+            removed
+        };
+        let mut names = Vec::with_capacity(removed.len());
+        for (name, instance) in removed {
+            if let Some(instance) = instance {
+                self.runtime.stop(instance.id).await;
+            }
+            tracing::info!(replica = %name, "replica removed");
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    /// Feeds one heartbeat result of `instance` of replica `name`. Results of an
+    /// instance that has since been replaced are ignored.
+    pub fn observe(self: &Arc<Self>, name: &NodeId, instance: InstanceId, outcome: Outcome) {
+        let mut state = self.lock();
+        let Some(member) = state.members.get_mut(name) else {
+            return;
+        };
+        if member.respawning || member.instance.map(|i| i.id) != Some(instance) {
+            return;
+        }
+        let Some(transition) = member.health.observe(outcome, Instant::now()) else {
+            return;
+        };
+        match transition.to {
+            Status::Down => {
+                tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: heartbeats failed");
+                self.begin_respawn(&mut state, name);
+            }
+            Status::Up => {
+                tracing::info!(replica = %name, instance = %instance, "replica Up");
+                self.publish(&state);
+            }
+        }
+    }
+
+    /// Handles an event from the runtime: an instance that ended is taken out of
+    /// rotation at once and respawned.
+    pub fn on_event(self: &Arc<Self>, event: RuntimeEvent) {
+        let RuntimeEvent::Exited { instance, reason } = event;
+        let mut state = self.lock();
+        let found = state
+            .members
+            .iter()
+            .find(|(_, m)| m.instance.map(|i| i.id) == Some(instance) && !m.respawning)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = found {
+            tracing::warn!(replica = %name, instance = %instance, %reason, "replica exited");
+            self.begin_respawn(&mut state, &name);
+        }
+    }
+
+    /// Stops every replica; admin calls fail from now on.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let _admin = self.admin.lock().await;
+        let instances: Vec<(NodeId, InstanceId)> = {
+            let mut state = self.lock();
+            let all = std::mem::take(&mut state.members);
+            let ring = Arc::make_mut(&mut state.ring);
+            for name in all.keys() {
+                let _ = ring.remove(name.as_str());
+            }
+            self.publish(&state);
+            all.into_iter()
+                .filter_map(|(name, m)| m.instance.map(|i| (name, i.id)))
+                .collect()
+        };
+        for (name, instance) in instances {
+            self.runtime.stop(instance).await;
+            tracing::info!(replica = %name, "replica stopped");
+        }
+    }
+
+    /// Marks `name` Down, publishes, and starts its respawn task.
+    fn begin_respawn(self: &Arc<Self>, state: &mut State, name: &NodeId) {
+        let Some(member) = state.members.get_mut(name) else {
+            return;
+        };
+        let now = Instant::now();
+        member.health.set(Status::Down, now);
+        member.respawning = true;
+        let delay = if now.duration_since(member.started) < STABLE_AFTER {
+            let delay = member.backoff;
+            member.backoff = (member.backoff * 2)
+                .clamp(self.settings.backoff_initial, self.settings.backoff_max);
+            delay
+        } else {
+            member.backoff = self.settings.backoff_initial;
+            Duration::ZERO
+        };
+        let old = member.instance.map(|i| i.id);
+        self.publish(state);
+        let pool = Arc::clone(self);
+        let name = name.clone();
+        tokio::spawn(async move { pool.respawn(name, old, delay).await });
+    }
+
+    /// Replaces the instance of `name`: stops the old one, waits `delay`, starts a new
+    /// one under the same hostname, retrying with backoff until it is ready or the
+    /// member is removed.
+    async fn respawn(self: Arc<Self>, name: NodeId, old: Option<InstanceId>, mut delay: Duration) {
+        if let Some(old) = old {
+            self.runtime.stop(old).await;
+        }
+        loop {
+            if !delay.is_zero() {
+                tracing::info!(replica = %name, delay_ms = delay.as_millis() as u64, "respawn backing off");
+                tokio::time::sleep(delay).await;
+            }
+            if self.shutting_down.load(Ordering::SeqCst) || !self.lock().members.contains_key(&name)
+            {
+                return;
+            }
+            match self.runtime.spawn(&name).await {
+                Ok(instance) => {
+                    if !self.install(&name, instance) {
+                        self.runtime.stop(instance.id).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    delay =
+                        (delay * 2).clamp(self.settings.backoff_initial, self.settings.backoff_max);
+                    tracing::warn!(replica = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "respawn failed");
+                }
+            }
+        }
+    }
+
+    /// Puts a respawned `instance` in place of `name`'s old one; false if the member
+    /// was removed (or the daemon is stopping) meanwhile, and the instance is unwanted.
+    fn install(&self, name: &NodeId, instance: Instance) -> bool {
+        let mut state = self.lock();
+        let stopping = self.shutting_down.load(Ordering::SeqCst);
+        let Some(member) = state
+            .members
+            .get_mut(name)
+            .filter(|m| m.respawning && !stopping)
+        else {
+            return false;
+        };
+        let now = Instant::now();
+        member.instance = Some(instance);
+        member.respawning = false;
+        member.started = now;
+        member.health = HealthState::new(self.settings.health, Status::Up, now);
+        tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica respawned");
+        self.publish(&state);
+        true
+    }
+
+    fn publish(&self, state: &State) {
+        let upstreams = state
+            .members
+            .iter()
+            .filter_map(|(name, m)| {
+                m.instance.map(|i| {
+                    let up = m.health.is_up() && !m.respawning;
+                    (name.clone(), Upstream { addr: i.addr, up })
+                })
+            })
+            .collect();
+        self.snapshot.store(Arc::new(Snapshot {
+            ring: Arc::clone(&state.ring),
+            upstreams,
+        }));
+    }
+
+    fn refuse_if_shutting_down(&self) -> Result<(), AdminError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(AdminError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent, so a poisoned lock is safe to reuse.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn check_n(n: usize, max: usize) -> Result<(), AdminError> {
+    if n > max {
+        return Err(AdminError::OverCap { n, max });
+    }
+    Ok(())
+}
+
+fn check_distinct(names: &[NodeId]) -> Result<(), AdminError> {
+    let mut seen = BTreeSet::new();
+    match names.iter().find(|name| !seen.insert(*name)) {
+        Some(dup) => Err(AdminError::Duplicate(dup.clone())),
+        None => Ok(()),
+    }
+}
+
+/// `names`, then `serverK` for the smallest unused K until there are `n`.
+fn generate_names(
+    members: &BTreeMap<NodeId, Member>,
+    mut names: Vec<NodeId>,
+    n: usize,
+) -> Vec<NodeId> {
+    let mut k = 1u64;
+    while names.len() < n {
+        let candidate = format!("server{k}");
+        k += 1;
+        let taken = members.contains_key(candidate.as_str())
+            || names.iter().any(|x| x.as_str() == candidate);
+        if !taken && let Ok(id) = NodeId::new(candidate) {
+            names.push(id);
+        }
+    }
+    names
+}

@@ -1,0 +1,59 @@
+//! Heartbeats: every `heartbeat.interval_ms`, `GET <heartbeat.path>` on each replica
+//! with `heartbeat.timeout_ms`; a 2xx answer is a success, anything else (refused,
+//! reset, timeout, other status) a failure. Results feed the pool's rise/fall state.
+//!
+//! Probes of one round run concurrently; the next round starts one interval after the
+//! previous one started (rounds that overrun are delayed, never stacked).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use lb_core::Outcome;
+use tokio::task::JoinSet;
+use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Heartbeat;
+use crate::pool::ReplicaPool;
+
+/// Probes every replica of `pool` until `shutdown` is cancelled.
+pub async fn run(pool: Arc<ReplicaPool>, heartbeat: Heartbeat, shutdown: CancellationToken) {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(heartbeat.timeout));
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let mut ticks = interval(heartbeat.interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let mut round = JoinSet::new();
+        for (name, instance) in pool.probe_targets() {
+            let client = client.clone();
+            let path = heartbeat.path.clone();
+            let limit = heartbeat.timeout;
+            round.spawn(async move {
+                let outcome = match format!("http://{}{path}", instance.addr).parse::<Uri>() {
+                    Ok(uri) => match timeout(limit, client.get(uri)).await {
+                        Ok(Ok(response)) if response.status().is_success() => Outcome::Success,
+                        _ => Outcome::Failure,
+                    },
+                    Err(_) => Outcome::Failure,
+                };
+                (name, instance.id, outcome)
+            });
+        }
+        while let Some(result) = round.join_next().await {
+            if let Ok((name, instance, outcome)) = result {
+                pool.observe(&name, instance, outcome);
+            }
+        }
+    }
+}

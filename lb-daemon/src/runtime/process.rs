@@ -1,0 +1,172 @@
+//! The child-process runtime: each replica is a child of the daemon, started from a
+//! command template with `SERVER_ID=<hostname>` and `PORT=<port>` in its environment.
+//!
+//! The daemon picks a free port on 127.0.0.1 for each start, waits until the child
+//! accepts TCP connections, reaps it when it ends and reports that end as a
+//! [`RuntimeEvent::Exited`]. Children are killed when the daemon drops them, so none
+//! outlives a daemon that stops.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lb_core::NodeId;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep};
+
+use super::{Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
+
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// Starts tried when the chosen port was taken between picking and binding.
+const START_ATTEMPTS: usize = 3;
+
+/// Runs replicas as child processes.
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    command: Vec<String>,
+    ready_timeout: Duration,
+    events: mpsc::UnboundedSender<RuntimeEvent>,
+    next_id: AtomicU64,
+    children: Mutex<HashMap<InstanceId, Reaper>>,
+}
+
+/// The handle to a child's reaper task.
+#[derive(Debug)]
+struct Reaper {
+    /// Asks the task to kill the child.
+    stop: oneshot::Sender<()>,
+    /// Resolves when the child has been reaped.
+    done: oneshot::Receiver<()>,
+}
+
+impl ProcessRuntime {
+    /// A runtime that starts `command` (program then arguments; `{name}` and `{port}`
+    /// in arguments are substituted) and reports exits on `events`.
+    pub fn new(
+        command: Vec<String>,
+        ready_timeout: Duration,
+        events: mpsc::UnboundedSender<RuntimeEvent>,
+    ) -> Self {
+        Self {
+            command,
+            ready_timeout,
+            events,
+            next_id: AtomicU64::new(1),
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn start_once(&self, name: &NodeId) -> Result<(Child, SocketAddr), RuntimeError> {
+        let port = free_port().await.map_err(|source| RuntimeError::Spawn {
+            name: name.clone(),
+            source,
+        })?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let port_text = port.to_string();
+        let args = self.command[1..].iter().map(|a| {
+            a.replace("{name}", name.as_str())
+                .replace("{port}", &port_text)
+        });
+        let mut child = Command::new(&self.command[0])
+            .args(args)
+            .env("SERVER_ID", name.as_str())
+            .env("PORT", &port_text)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn {
+                name: name.clone(),
+                source,
+            })?;
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(RuntimeError::ExitedEarly {
+                    name: name.clone(),
+                    reason: status.to_string(),
+                });
+            }
+            if TcpStream::connect(addr).await.is_ok() {
+                return Ok((child, addr));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill().await;
+                return Err(RuntimeError::NotReady {
+                    name: name.clone(),
+                    after: self.ready_timeout,
+                });
+            }
+            sleep(READY_POLL).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Reaper>> {
+        // A poisoned map is still a valid map: recover it.
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl ReplicaRuntime for ProcessRuntime {
+    async fn spawn(&self, name: &NodeId) -> Result<Instance, RuntimeError> {
+        let mut attempt = 1;
+        let (mut child, addr) = loop {
+            match self.start_once(name).await {
+                Ok(started) => break started,
+                // The port may have been taken between picking and binding: retry.
+                Err(RuntimeError::ExitedEarly { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                status = child.wait() => {
+                    let reason = match status {
+                        Ok(status) => status.to_string(),
+                        Err(e) => format!("wait failed: {e}"),
+                    };
+                    let _ = events.send(RuntimeEvent::Exited { instance: id, reason });
+                }
+                _ = stop_rx => {
+                    let _ = child.kill().await;
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        self.lock().insert(
+            id,
+            Reaper {
+                stop: stop_tx,
+                done: done_rx,
+            },
+        );
+        tracing::debug!(replica = %name, instance = %id, %addr, "child process ready");
+        Ok(Instance { id, addr })
+    }
+
+    async fn stop(&self, instance: InstanceId) {
+        let reaper = self.lock().remove(&instance);
+        if let Some(reaper) = reaper {
+            let _ = reaper.stop.send(());
+            let _ = reaper.done.await;
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+async fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,276 @@
+//! Shared parts of the end-to-end tests: the built binaries, a daemon on an
+//! ephemeral port with child-process replicas, and a small HTTP client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/`, where cargo put `lb-daemon` and the other binaries.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lb-daemon"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A workspace binary, built on first use if `cargo test` did not build it.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let path = bin_dir().join(name);
+    if !path.is_file() {
+        BUILD.call_once(|| {
+            let release = bin_dir().ends_with("release");
+            let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+            cmd.args(["build", "-p", "lb-examples", "-p", "lb-cli"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build");
+            assert!(
+                status.success(),
+                "cargo build of the helper binaries failed"
+            );
+        });
+    }
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// A running `lb-daemon` with its stderr captured.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The config every test starts from: ephemeral port, the built replica-server, fast heartbeats.
+pub fn base_config(replicas: usize) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nreplicas = {replicas}\n\n[runtime]\ncommand = [{:?}]\n\n[heartbeat]\ninterval_ms = 500\ntimeout_ms = 250\nrise = 2\nfall = 3\n\n[shutdown]\ngrace_ms = 2000\n",
+        binary("replica-server").display().to_string()
+    )
+}
+
+impl Daemon {
+    /// Starts `lb-daemon --config <file with `config`>` and waits until it listens.
+    pub fn start(config: &str) -> Daemon {
+        let dir =
+            std::env::temp_dir().join(format!("lb-test-{}-{}", std::process::id(), fastrand_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lb.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(binary("lb-daemon"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("daemon ready") || line.contains("lb-daemon:") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("daemon did not start");
+        let addr = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.split("addr=").nth(1).filter(|_| l.contains("listening")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no listening line in {:?}", log.lock().unwrap()))
+            .parse()
+            .unwrap();
+        Daemon { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `GET /rep` → the replica names.
+    pub fn replicas(&self) -> Vec<String> {
+        let (status, body) = call("GET", &self.url("/rep"), None);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<String> = v["message"]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(v["message"]["N"].as_u64().unwrap() as usize, names.len());
+        names
+    }
+
+    /// `GET /home` with `key` (or none): (status, replica that served it).
+    pub fn home(&self, key: Option<&str>) -> (u16, Option<String>) {
+        let mut req = agent().get(&self.url("/home"));
+        if let Some(key) = key {
+            req = req.set("x-lb-key", key);
+        }
+        match req.call() {
+            Ok(resp) => {
+                let replica = resp.header("x-lb-replica").map(str::to_string);
+                let body = resp.into_string().unwrap();
+                let id = replica.clone().unwrap();
+                assert_eq!(
+                    body,
+                    format!(
+                        "{{\"message\":\"Hello from Server: {id}\",\"status\":\"successful\"}}"
+                    )
+                );
+                (200, replica)
+            }
+            Err(ureq::Error::Status(code, _)) => (code, None),
+            Err(e) => panic!("transport error: {e}"),
+        }
+    }
+
+    /// SIGTERM, then wait (at most 15 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.pid(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let children = child_pids(self.pid());
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            for pid in children.values() {
+                signal(*pid, "KILL");
+            }
+        }
+    }
+}
+
+/// One keep-alive client for the whole test binary.
+pub fn agent() -> ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .build()
+        })
+        .clone()
+}
+
+/// Any method with an optional JSON body → (status, body).
+pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let req = agent()
+        .request(method, url)
+        .set("content-type", "application/json");
+    let result = match body {
+        Some(body) => req.send_string(body),
+        None => req.call(),
+    };
+    match result {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap()),
+        Err(e) => panic!("transport error on {method} {url}: {e}"),
+    }
+}
+
+/// Sends a signal with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Live child processes of `parent`, by their `SERVER_ID` (Linux /proc).
+pub fn child_pids(parent: u32) -> HashMap<String, u32> {
+    let mut found = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state, ppid, ...
+        let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent)
+            || fields.first() == Some(&"Z")
+        {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        for var in environ.split(|b| *b == 0) {
+            if let Some(id) = var.strip_prefix(b"SERVER_ID=") {
+                found.insert(String::from_utf8_lossy(id).into_owned(), pid);
+            }
+        }
+    }
+    found
+}
+
+/// Polls `check` every 50 ms until it returns Some or `limit` passes.
+pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+/// A random 16-character key.
+pub fn random_key() -> String {
+    format!("{:016x}", fastrand_u64())
+}
