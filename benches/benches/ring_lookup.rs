@@ -34,7 +34,9 @@ fn build(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_build");
     group.sample_size(10);
     for nodes in [10, 100, 1000] {
-        group.bench_function(BenchmarkId::from_parameter(nodes), |b| b.iter(|| ring(nodes)));
+        group.bench_function(BenchmarkId::from_parameter(nodes), |b| {
+            b.iter(|| ring(nodes))
+        });
     }
     group.finish();
 }

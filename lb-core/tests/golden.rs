@@ -1,6 +1,7 @@
 //! Golden vectors: the key → node mapping is frozen in `tests/data/golden.tsv`, so no
 //! refactor can silently move keys. Regenerate on purpose with
 //! `LB_CORE_BLESS=1 cargo test -p lb-core --test golden` and say why in the commit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lb_core::{HashAlgorithm, HashRing, NodeId};
 

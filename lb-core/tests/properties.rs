@@ -1,4 +1,5 @@
 //! Properties of the ring that users rely on (proptest).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lb_core::{HashRing, NodeId};
 use proptest::prelude::*;

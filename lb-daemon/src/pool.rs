@@ -216,7 +216,7 @@ impl ReplicaPool {
             generate_names(&state.members, names, n)
         };
         let mut started = JoinSet::new();
-        for name in chosen.iter().cloned() {
+        for name in chosen.clone() {
             let runtime = Arc::clone(&self.runtime);
             started.spawn(async move { (name.clone(), runtime.spawn(&name).await) });
         }
