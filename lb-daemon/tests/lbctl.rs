@@ -1,0 +1,90 @@
+//! `lbctl` against a running daemon: tables, `--json`, refusals and an unreachable daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Daemon, base_config, binary};
+
+/// Runs lbctl → (exit code, stdout, stderr).
+fn lbctl(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary("lbctl"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn lbctl_lists_adds_and_removes() {
+    let daemon = Daemon::start(&base_config(2));
+    let url = daemon.url("");
+
+    let (code, out, err) = lbctl(&url, &["rep"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "2 replicas\nREPLICA\nserver1\nserver2\n");
+
+    let (code, out, _) = lbctl(&url, &["--json", "rep"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        r#"{"message":{"N":2,"replicas":["server1","server2"]},"status":"successful"}"#
+    );
+
+    let (code, out, err) = lbctl(&url, &["add", "-n", "2", "s9"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "4 replicas\nREPLICA\nserver1\nserver2\ns9\nserver3\n");
+    assert_eq!(daemon.replicas(), ["server1", "server2", "s9", "server3"]);
+
+    let (code, out, err) = lbctl(&url, &["rm", "-n", "1", "server1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "3 replicas\nREPLICA\nserver2\ns9\nserver3\n");
+
+    let (code, out, err) = lbctl(&url, &["rm", "-n", "1", "nope"]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(err, "lbctl: <Error> hostname 'nope' does not exist\n");
+
+    let (code, _, err) = lbctl(&url, &["add", "-n", "1", "a", "b"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "lbctl: <Error> Length of hostname list is more than newly added instances\n"
+    );
+    assert_eq!(daemon.replicas(), ["server2", "s9", "server3"]);
+}
+
+#[test]
+fn lbctl_reports_an_unreachable_daemon_on_one_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = lbctl(&url, &["rep"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(&format!("lbctl: cannot reach {url}/rep: ")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn lbctl_usage_errors_exit_2() {
+    let out = Command::new(binary("lbctl"))
+        .args(["add"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
