@@ -24,7 +24,7 @@
 //!
 //! [runtime]
 //! kind = "process"
-//! command = ["/path/to/replica-server"]  # default: replica-server beside lb-daemon
+//! command = ["/path/to/replica-server", "--host", "127.0.0.1"]  # default: replica-server beside lb-daemon
 //! ready_timeout_ms = 5000
 //!
 //! [respawn]
@@ -403,7 +403,11 @@ fn validate_runtime(file: RuntimeFile) -> Result<Runtime, ConfigError> {
             return Err(invalid("runtime.command", "[]", "needs a program"));
         }
         Some(command) => command,
-        None => vec![default_replica_program()?.to_string_lossy().into_owned()],
+        None => vec![
+            default_replica_program()?.to_string_lossy().into_owned(),
+            "--host".into(),
+            "127.0.0.1".into(),
+        ],
     };
     Ok(Runtime::Process {
         command,

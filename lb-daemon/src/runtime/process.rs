@@ -81,6 +81,9 @@ impl ProcessRuntime {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the daemon's terminal reaches only the
+            // daemon, which then stops its replicas in order.
+            .process_group(0)
             .spawn()
             .map_err(|source| RuntimeError::Spawn {
                 name: name.clone(),

@@ -51,7 +51,7 @@ pub struct Daemon {
 /// The config every test starts from: ephemeral port, the built replica-server, fast heartbeats.
 pub fn base_config(replicas: usize) -> String {
     format!(
-        "listen = \"127.0.0.1:0\"\nreplicas = {replicas}\n\n[runtime]\ncommand = [{:?}]\n\n[heartbeat]\ninterval_ms = 500\ntimeout_ms = 250\nrise = 2\nfall = 3\n\n[shutdown]\ngrace_ms = 2000\n",
+        "listen = \"127.0.0.1:0\"\nreplicas = {replicas}\n\n[runtime]\ncommand = [{:?}, \"--host\", \"127.0.0.1\"]\n\n[heartbeat]\ninterval_ms = 500\ntimeout_ms = 250\nrise = 2\nfall = 3\n\n[shutdown]\ngrace_ms = 2000\n",
         binary("replica-server").display().to_string()
     )
 }
