@@ -15,13 +15,53 @@
 
 use md5::Digest as _;
 
-/// A deterministic hash from bytes to a point on the ring (`u64`).
+/// A deterministic hash from bytes to a position on the ring, and the placement of a
+/// node's points.
 ///
-/// Implementations must return the same value for the same bytes in every process and
-/// on every machine.
+/// Implementations must return the same values for the same input in every process
+/// and on every machine.
 pub trait HashFunction {
-    /// Hashes `bytes` to a point.
+    /// Hashes a key (or any bytes) to a position in `0 .. 2^BITS`.
     fn hash(&self, bytes: &[u8]) -> u64;
+
+    /// How many low bits of [`hash`](Self::hash) carry information: 64, or 32 for
+    /// CRC-32. The ring's lookup index uses the top bits of this range.
+    fn bits(&self) -> u32 {
+        64
+    }
+
+    /// Appends the positions of points `0 .. count` of node `id` to `out`.
+    ///
+    /// The default places point `j` at `hash("{id}-{j}")`: the id's UTF-8 bytes, an
+    /// ASCII `-`, and `j` in decimal ASCII. [`Nginx`](crate::Nginx) overrides it with
+    /// nginx's chained CRC-32 scheme.
+    fn points(&self, id: &str, count: u32, out: &mut Vec<u64>) {
+        let mut label = Vec::with_capacity(id.len() + 11);
+        label.extend_from_slice(id.as_bytes());
+        label.push(b'-');
+        let prefix = label.len();
+        out.reserve(count as usize);
+        for j in 0..count {
+            label.truncate(prefix);
+            push_decimal(&mut label, j);
+            out.push(self.hash(&label));
+        }
+    }
+}
+
+/// Appends `n` in decimal ASCII, without allocating.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// XXH3, 64-bit, seed 0: the default, and the fastest.
@@ -73,15 +113,19 @@ pub enum HashAlgorithm {
     Sha256,
     /// [`Md5`].
     Md5,
+    /// [`Nginx`](crate::Nginx): nginx's `hash ... consistent` placement (use 160
+    /// points per unit of weight to match nginx).
+    Nginx,
 }
 
 impl HashAlgorithm {
-    /// The lowercase name used in config files: `"xxh3"`, `"sha256"` or `"md5"`.
+    /// The lowercase name used in config files: `"xxh3"`, `"sha256"`, `"md5"` or `"nginx"`.
     pub fn name(self) -> &'static str {
         match self {
             HashAlgorithm::Xxh3 => "xxh3",
             HashAlgorithm::Sha256 => "sha256",
             HashAlgorithm::Md5 => "md5",
+            HashAlgorithm::Nginx => "nginx",
         }
     }
 }
@@ -89,15 +133,16 @@ impl HashAlgorithm {
 impl std::str::FromStr for HashAlgorithm {
     type Err = crate::Error;
 
-    /// Parses `"xxh3"`, `"sha256"` or `"md5"`.
+    /// Parses `"xxh3"`, `"sha256"`, `"md5"` or `"nginx"`.
     fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "xxh3" => Ok(HashAlgorithm::Xxh3),
             "sha256" => Ok(HashAlgorithm::Sha256),
             "md5" => Ok(HashAlgorithm::Md5),
+            "nginx" => Ok(HashAlgorithm::Nginx),
             _ => Err(crate::Error::InvalidSetting {
                 name: "hash",
-                reason: "expected one of \"xxh3\", \"sha256\", \"md5\"",
+                reason: "expected one of \"xxh3\", \"sha256\", \"md5\", \"nginx\"",
             }),
         }
     }
@@ -110,6 +155,23 @@ impl HashFunction for HashAlgorithm {
             HashAlgorithm::Xxh3 => Xxh3.hash(bytes),
             HashAlgorithm::Sha256 => Sha256.hash(bytes),
             HashAlgorithm::Md5 => Md5.hash(bytes),
+            HashAlgorithm::Nginx => crate::Nginx.hash(bytes),
+        }
+    }
+
+    fn bits(&self) -> u32 {
+        match self {
+            HashAlgorithm::Nginx => 32,
+            _ => 64,
+        }
+    }
+
+    fn points(&self, id: &str, count: u32, out: &mut Vec<u64>) {
+        match self {
+            HashAlgorithm::Xxh3 => Xxh3.points(id, count, out),
+            HashAlgorithm::Sha256 => Sha256.points(id, count, out),
+            HashAlgorithm::Md5 => Md5.points(id, count, out),
+            HashAlgorithm::Nginx => crate::Nginx.points(id, count, out),
         }
     }
 }
@@ -125,6 +187,15 @@ mod tests {
         assert_eq!(Md5.hash(b"abc"), 0x9001_5098_3cd2_4fb0);
         // XXH3-64 of the empty input with seed 0, from the reference implementation.
         assert_eq!(Xxh3.hash(b""), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn decimal_labels_match_format() {
+        for n in [0u32, 7, 10, 159, 160, 4_294_967_295] {
+            let mut out = b"x-".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x-{n}").into_bytes());
+        }
     }
 
     #[test]

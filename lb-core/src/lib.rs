@@ -51,6 +51,7 @@ mod candidates;
 mod error;
 mod hash;
 mod health;
+mod nginx;
 mod node;
 mod ring;
 
@@ -58,5 +59,6 @@ pub use candidates::Candidates;
 pub use error::Error;
 pub use hash::{HashAlgorithm, HashFunction, Md5, Sha256, Xxh3};
 pub use health::{HealthConfig, HealthState, Outcome, Status, Transition};
+pub use nginx::{Nginx, split_server};
 pub use node::{Node, NodeId};
 pub use ring::{DEFAULT_POINTS_PER_WEIGHT, HashRing, MAX_POINTS_PER_NODE};
