@@ -33,12 +33,24 @@
 //!
 //! # Layout
 //! - [`NodeId`], [`Node`]: who is on the ring, with what weight (`node`).
-//! - [`HashFunction`] with [`Xxh3`], [`Sha256`], [`Md5`], and [`HashAlgorithm`] to pick
-//!   one at run time (`hash`).
-//! - [`HashRing`]: points, lookup, incremental add/remove/reweight (`ring`).
-//! - [`Candidates`]: distinct nodes for a key in failover order (`candidates`).
+//! - [`HashFunction`] with [`Xxh3`], [`Sha256`], [`Md5`], [`Nginx`], and
+//!   [`HashAlgorithm`] to pick one at run time (`hash`, `nginx`).
+//! - [`Balancer`]: the selection interface of every algorithm (`balancer`).
+//! - [`HashRing`]: ketama points with an `O(1)` lookup index, incremental
+//!   add/remove/reweight (`ring`); [`Candidates`]: its failover order (`candidates`).
+//! - [`Maglev`]: Maglev lookup table, `O(1)` lookup, near-perfect balance (`maglev`).
+//! - [`BoundedLoad`]: consistent hashing with bounded loads over any [`Balancer`]
+//!   (`bounded`).
 //! - [`HealthState`]: rise/fall hysteresis (`health`).
 //! - [`Error`]: why an operation was refused (`error`).
+//!
+//! | algorithm | lookup | balance (max/mean, N = 100) | change of one node |
+//! |---|---|---|---|
+//! | [`HashRing`], 160 points | `O(1)` (index) | ≈ 1.2–1.3 | `O(P)`, moves ≈ 1/N of keys |
+//! | [`HashRing`], 1000+ points | `O(1)` (index) | ≤ 1.1 | `O(P)`, moves ≈ 1/N of keys |
+//! | [`Maglev`], 65,537 slots | `O(1)` | ≈ 1.01 | table rebuild, moves a little more than 1/N |
+//!
+//! Figures and the commands that measure them are in `BENCHMARKS.md`.
 //!
 //! # Determinism
 //! Every hash is fixed-seed, and the ring's order does not depend on the order nodes
@@ -47,18 +59,24 @@
 
 #![deny(missing_docs)]
 
+mod balancer;
+mod bounded;
 mod candidates;
 mod error;
 mod hash;
 mod health;
+mod maglev;
 mod nginx;
 mod node;
 mod ring;
 
+pub use balancer::Balancer;
+pub use bounded::{BoundedLoad, DEFAULT_EPSILON};
 pub use candidates::Candidates;
 pub use error::Error;
 pub use hash::{HashAlgorithm, HashFunction, Md5, Sha256, Xxh3};
 pub use health::{HealthConfig, HealthState, Outcome, Status, Transition};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev, MaglevCandidates};
 pub use nginx::{Nginx, split_server};
 pub use node::{Node, NodeId};
 pub use ring::{DEFAULT_POINTS_PER_WEIGHT, HashRing, MAX_POINTS_PER_NODE};

@@ -113,3 +113,122 @@ proptest! {
         }
     }
 }
+
+mod maglev_and_bounded {
+    use lb_core::{Balancer, BoundedLoad, Maglev, NodeId, Xxh3};
+    use proptest::prelude::*;
+
+    /// Small prime tables keep the cases fast while still holding many slots per node.
+    const TABLE: u32 = 4099;
+
+    fn table_of(names: &[String], weights: &[u32]) -> Maglev {
+        Maglev::from_nodes(
+            Xxh3,
+            TABLE,
+            names
+                .iter()
+                .zip(weights)
+                .map(|(n, w)| (NodeId::new(n.as_str()).unwrap(), *w)),
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn maglev_is_order_independent_and_flaps_move_only_the_flapping_nodes_keys(
+            (names, weights, keys) in super::setup(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let forward = table_of(&names, &weights);
+            let mut backward = Maglev::with_hasher(Xxh3, TABLE).unwrap();
+            for (n, w) in names.iter().zip(&weights).rev() {
+                backward.add(NodeId::new(n.as_str()).unwrap(), *w).unwrap();
+            }
+            let down = &names[pick.index(names.len())];
+            for key in &keys {
+                let owner = forward.lookup(key).unwrap();
+                prop_assert_eq!(Some(owner), backward.lookup(key));
+                let chosen = forward.lookup_with(key, |id| id.as_str() != down).unwrap();
+                if owner.as_str() == down {
+                    prop_assert_eq!(Some(chosen), forward.candidates(key).nth(1).map(|n| n.id()));
+                } else {
+                    prop_assert_eq!(chosen, owner);
+                }
+                let all: Vec<&str> = forward.candidates(key).map(|n| n.id().as_str()).collect();
+                let mut distinct = all.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                prop_assert_eq!(distinct.len(), names.len());
+                prop_assert_eq!(all.len(), names.len());
+            }
+        }
+
+        #[test]
+        fn maglev_removal_keeps_most_keys_in_place((names, weights, keys) in super::setup(), pick in any::<prop::sample::Index>()) {
+            // Maglev trades minimal disruption for balance: keys of other nodes may
+            // move, but few do (the paper's Figure 11: a few percent).
+            let mut table = table_of(&names, &weights);
+            let before: Vec<NodeId> = keys.iter().map(|k| table.lookup(k).unwrap().clone()).collect();
+            let gone = &names[pick.index(names.len())];
+            table.remove(gone).unwrap();
+            let moved_others = keys
+                .iter()
+                .zip(&before)
+                .filter(|(k, old)| old.as_str() != gone && table.lookup(k) != Some(*old))
+                .count();
+            prop_assert!(moved_others * 5 <= keys.len(), "{moved_others} of {} keys of other nodes moved", keys.len());
+        }
+
+        #[test]
+        fn bounded_loads_never_exceed_the_cap(
+            (names, weights, _) in super::setup(),
+            epsilon in 0.05f64..1.0,
+            hot in prop::collection::vec(any::<u8>(), 1..4),
+            use_maglev in any::<bool>(),
+        ) {
+            let ring = super::ring_of(&names, &weights);
+            let table = table_of(&names, &weights);
+            let rule = BoundedLoad::new(epsilon).unwrap();
+            let weight_of: std::collections::HashMap<&str, u32> =
+                names.iter().map(String::as_str).zip(weights.iter().copied()).collect();
+            let total_weight: u64 = names.iter().map(|n| u64::from(weight_of[n.as_str()])).sum();
+            let mut loads: std::collections::HashMap<NodeId, u64> = std::collections::HashMap::new();
+            // A skewed stream: most requests carry one of a few hot keys.
+            for i in 0..600u32 {
+                let key: Vec<u8> = if i % 4 == 0 { i.to_le_bytes().to_vec() } else { hot.clone() };
+                let total: u64 = loads.values().sum();
+                let load = |n: &lb_core::Node| Some(*loads.get(n.id()).unwrap_or(&0));
+                let chosen = if use_maglev {
+                    rule.select(&table, &key, total, total_weight, load)
+                } else {
+                    rule.select(&ring, &key, total, total_weight, load)
+                };
+                let chosen = chosen.expect("some node is always below capacity").clone();
+                *loads.entry(chosen).or_insert(0) += 1;
+                let placed = total + 1;
+                for (node, load) in &loads {
+                    let cap = rule.capacity(placed, weight_of[node.as_str()], total_weight);
+                    prop_assert!(*load <= cap, "{node} holds {load} > cap {cap}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn balancer_trait_agrees_with_inherent_lookups() {
+        fn owner<B: Balancer>(b: &B, key: &[u8]) -> Option<String> {
+            b.lookup(key).map(|n| n.to_string())
+        }
+        let names: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        let table = table_of(&names, &[1, 1, 1, 1, 1]);
+        let ring = super::ring_of(&names, &[1, 1, 1, 1, 1]);
+        assert_eq!(
+            owner(&table, b"k"),
+            table.lookup(b"k").map(|n| n.to_string())
+        );
+        assert_eq!(owner(&ring, b"k"), ring.lookup(b"k").map(|n| n.to_string()));
+        assert_eq!(Balancer::total_weight(&ring), 5);
+    }
+}

@@ -1,0 +1,79 @@
+//! [`Balancer`]: the one selection interface every algorithm implements, so callers
+//! (health-aware lookup, [`BoundedLoad`](crate::BoundedLoad), replica sets) work over
+//! the ring and Maglev alike.
+
+use crate::{Candidates, HashFunction, HashRing, Maglev, MaglevCandidates, Node, NodeId};
+
+/// A deterministic, no-I/O mapping from keys to nodes with a failover order.
+pub trait Balancer {
+    /// The iterator of [`candidates`](Self::candidates).
+    type Candidates<'a>: Iterator<Item = &'a Node>
+    where
+        Self: 'a;
+
+    /// The node that owns `key`; `None` when no node has weight > 0.
+    fn lookup(&self, key: &[u8]) -> Option<&NodeId>;
+
+    /// Distinct nodes of weight > 0 for `key`, owner first, then the failover order.
+    fn candidates(&self, key: &[u8]) -> Self::Candidates<'_>;
+
+    /// All nodes, drained ones included, sorted by id.
+    fn nodes(&self) -> &[Node];
+
+    /// Sum of all weights.
+    fn total_weight(&self) -> u64;
+
+    /// The first candidate `accept` takes (e.g. the first Up node). Keys whose owner is
+    /// accepted never move, whatever happens to other nodes.
+    fn lookup_with(&self, key: &[u8], mut accept: impl FnMut(&NodeId) -> bool) -> Option<&NodeId> {
+        self.candidates(key).map(Node::id).find(|id| accept(id))
+    }
+}
+
+impl<H: HashFunction> Balancer for HashRing<H> {
+    type Candidates<'a>
+        = Candidates<'a>
+    where
+        H: 'a;
+
+    #[inline]
+    fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
+        HashRing::lookup(self, key)
+    }
+
+    fn candidates(&self, key: &[u8]) -> Candidates<'_> {
+        HashRing::candidates(self, key)
+    }
+
+    fn nodes(&self) -> &[Node] {
+        HashRing::nodes(self)
+    }
+
+    fn total_weight(&self) -> u64 {
+        HashRing::total_weight(self)
+    }
+}
+
+impl<H: HashFunction> Balancer for Maglev<H> {
+    type Candidates<'a>
+        = MaglevCandidates<'a>
+    where
+        H: 'a;
+
+    #[inline]
+    fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
+        Maglev::lookup(self, key)
+    }
+
+    fn candidates(&self, key: &[u8]) -> MaglevCandidates<'_> {
+        Maglev::candidates(self, key)
+    }
+
+    fn nodes(&self) -> &[Node] {
+        Maglev::nodes(self)
+    }
+
+    fn total_weight(&self) -> u64 {
+        Maglev::total_weight(self)
+    }
+}
