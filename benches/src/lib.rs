@@ -1,1 +1,45 @@
-//! Benchmarks of `lb-core`; see `benches/` and `BENCHMARKS.md`.
+//! Benchmarks of `lb-core` against its peers, `pingora-ketama` and `hashring`, in the
+//! same run. The criterion bench `peers` times lookups and builds; the bench `quality`
+//! prints balance and key movement. Both are described, with their figures, in
+//! `BENCHMARKS.md`.
+//!
+//! This library holds what both share: the node sets and keys every implementation
+//! is measured on.
+
+use std::net::SocketAddr;
+
+/// The address of node `i` of a benchmark set: `10.0.x.y:8080`.
+pub fn node_addr(i: usize) -> SocketAddr {
+    SocketAddr::from((
+        [
+            10,
+            (i / 65_536) as u8,
+            (i / 256 % 256) as u8,
+            (i % 256) as u8,
+        ],
+        8080,
+    ))
+}
+
+/// The id of node `i` (its address as text, so nginx-mode rings and pingora-ketama
+/// hash the same strings).
+pub fn node_name(i: usize) -> String {
+    node_addr(i).to_string()
+}
+
+/// `count` keys of exactly `len` bytes (`len` ≥ 12): `user-` and a zero-padded number.
+pub fn keys(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| format!("user-{i:0width$}", width = len.saturating_sub(5)).into_bytes())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_have_the_requested_length() {
+        assert!(super::keys(10, 16).iter().all(|k| k.len() == 16));
+        assert!(super::keys(10, 30).iter().all(|k| k.len() == 30));
+        assert_eq!(super::node_name(257), "10.0.1.1:8080");
+    }
+}

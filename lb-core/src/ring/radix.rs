@@ -19,7 +19,7 @@ pub(crate) fn sort_points(points: &mut Vec<(u64, u32)>, hash_bits: u32) {
         for p in points.iter() {
             counts[digit(p.0, shift)] += 1;
         }
-        if counts.iter().any(|&c| c == points.len()) {
+        if counts.contains(&points.len()) {
             shift += DIGIT_BITS; // every point has the same digit: nothing to move
             continue;
         }

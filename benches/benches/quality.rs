@@ -1,0 +1,283 @@
+//! Balance and key movement of lb-core and its peers: prints a Markdown table.
+//!
+//! `cargo bench -p lb-benches --bench quality`
+//!
+//! For N = 10, 100, 1000 nodes of weight 1 and 1,000,000 keys: max/mean load and the
+//! coefficient of variation of load per node; the fraction of keys that move when a
+//! node is added (ideal 1/(N+1)), removed (ideal 1/N), and when one node flaps Down
+//! (keys of *other* nodes that move; ideal 0). Flaps use each implementation's
+//! failover walk (lb-core `lookup_with`, pingora-ketama `node_iter`); `hashring` has
+//! none, so its flap is a removal. Memory per point is heap bytes / points.
+// Inputs here are fixed and valid; a failure is a bug in the bench itself.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use lb_benches::{keys, node_addr, node_name};
+use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
+
+const KEYS: usize = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq)]
+struct VNode {
+    node: usize,
+    replica: u32,
+}
+
+impl Hash for VNode {
+    fn hash<S: Hasher>(&self, state: &mut S) {
+        node_name(self.node).hash(state);
+        self.replica.hash(state);
+    }
+}
+
+/// Owner of every key as a node index; `usize::MAX` for none.
+type Owners = Vec<usize>;
+
+/// One implementation under test, built over nodes `0..n` except `skip`.
+trait Subject {
+    fn name(&self) -> String;
+    /// Owners with nodes `0..n` minus `without`.
+    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners;
+    /// Owners with all `n` nodes but `down` skipped by the failover walk.
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners;
+    /// Heap bytes per point at `n` nodes.
+    fn bytes_per_point(&self, n: usize) -> f64;
+}
+
+fn index_of(id: &str) -> usize {
+    let addr: std::net::SocketAddr = id.parse().unwrap_or_else(|_| node_addr(usize::MAX >> 40));
+    let o = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets(),
+        std::net::IpAddr::V6(_) => [0; 4],
+    };
+    (usize::from(o[1]) << 16) | (usize::from(o[2]) << 8) | usize::from(o[3])
+}
+
+fn ids(n: usize, without: Option<usize>) -> Vec<(NodeId, u32)> {
+    (0..n)
+        .filter(|i| Some(*i) != without)
+        .filter_map(|i| NodeId::new(node_name(i)).ok().map(|id| (id, 1)))
+        .collect()
+}
+
+struct Ring<H: HashFunction + Clone> {
+    label: &'static str,
+    hasher: H,
+    points: u32,
+}
+
+impl<H: HashFunction + Clone> Subject for Ring<H> {
+    fn name(&self) -> String {
+        format!("lb-core ring {} {}", self.label, self.points)
+    }
+    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
+        let ring =
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, without)).expect("ring");
+        keys.iter()
+            .map(|k| {
+                ring.lookup(k)
+                    .map_or(usize::MAX, |id| index_of(id.as_str()))
+            })
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        let ring =
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, None)).expect("ring");
+        let down = node_name(down);
+        keys.iter()
+            .map(|k| {
+                ring.lookup_with(k, |id| id.as_str() != down)
+                    .map_or(usize::MAX, |id| index_of(id.as_str()))
+            })
+            .collect()
+    }
+    fn bytes_per_point(&self, n: usize) -> f64 {
+        let ring =
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, None)).expect("ring");
+        ring.heap_bytes() as f64 / ring.point_count() as f64
+    }
+}
+
+struct MaglevTable;
+
+impl Subject for MaglevTable {
+    fn name(&self) -> String {
+        "lb-core maglev 65537".into()
+    }
+    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, without)).expect("table");
+        keys.iter()
+            .map(|k| {
+                table
+                    .lookup(k)
+                    .map_or(usize::MAX, |id| index_of(id.as_str()))
+            })
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        let down = node_name(down);
+        keys.iter()
+            .map(|k| {
+                table
+                    .lookup_with(k, |id| id.as_str() != down)
+                    .map_or(usize::MAX, |id| index_of(id.as_str()))
+            })
+            .collect()
+    }
+    fn bytes_per_point(&self, n: usize) -> f64 {
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        table.heap_bytes() as f64 / 65_537.0
+    }
+}
+
+struct Pingora;
+
+impl Pingora {
+    fn build(n: usize, without: Option<usize>) -> pingora_ketama::Continuum {
+        let buckets: Vec<_> = (0..n)
+            .filter(|i| Some(*i) != without)
+            .map(|i| pingora_ketama::Bucket::new(node_addr(i), 1))
+            .collect();
+        pingora_ketama::Continuum::new(&buckets)
+    }
+}
+
+impl Subject for Pingora {
+    fn name(&self) -> String {
+        "pingora-ketama 160".into()
+    }
+    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
+        let c = Self::build(n, without);
+        keys.iter()
+            .map(|k| c.node(k).map_or(usize::MAX, |a| index_of(&a.to_string())))
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        let c = Self::build(n, None);
+        let down = node_addr(down);
+        keys.iter()
+            .map(|k| {
+                c.node_iter(k)
+                    .take(100_000)
+                    .find(|a| **a != down)
+                    .map_or(usize::MAX, |a| index_of(&a.to_string()))
+            })
+            .collect()
+    }
+    fn bytes_per_point(&self, n: usize) -> f64 {
+        // Continuum holds an 8-byte point (u32 hash, u32 node) per point and one
+        // SocketAddr per node (its fields are private; counted from its source).
+        (n as f64 * 160.0 * 8.0 + n as f64 * std::mem::size_of::<std::net::SocketAddr>() as f64)
+            / (n as f64 * 160.0)
+    }
+}
+
+struct HashRingCrate;
+
+impl HashRingCrate {
+    fn build(n: usize, without: Option<usize>) -> hashring::HashRing<VNode> {
+        let mut ring = hashring::HashRing::new();
+        ring.batch_add(
+            (0..n)
+                .filter(|i| Some(*i) != without)
+                .flat_map(|node| (0..160).map(move |replica| VNode { node, replica }))
+                .collect(),
+        );
+        ring
+    }
+}
+
+impl Subject for HashRingCrate {
+    fn name(&self) -> String {
+        "hashring 160".into()
+    }
+    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
+        let ring = Self::build(n, without);
+        keys.iter()
+            .map(|k| ring.get(k).map_or(usize::MAX, |v| v.node))
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        self.owners(n, Some(down), keys)
+    }
+    fn bytes_per_point(&self, _n: usize) -> f64 {
+        // A Vec of (u64 hash, VNode) entries: 8 + 16 bytes.
+        (8 + std::mem::size_of::<VNode>()) as f64
+    }
+}
+
+fn balance(owners: &Owners, n: usize) -> (f64, f64) {
+    let mut counts: HashMap<usize, u64> = HashMap::new();
+    for o in owners {
+        *counts.entry(*o).or_insert(0) += 1;
+    }
+    let mean = owners.len() as f64 / n as f64;
+    let max = counts.values().copied().max().unwrap_or(0) as f64;
+    let var = (0..n)
+        .map(|i| (*counts.get(&i).unwrap_or(&0) as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    (max / mean, var.sqrt() / mean)
+}
+
+fn moved(a: &Owners, b: &Owners) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / a.len() as f64
+}
+
+fn moved_outside(a: &Owners, b: &Owners, node: usize) -> f64 {
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| **x != node && x != y)
+        .count() as f64
+        / a.len() as f64
+}
+
+fn main() {
+    let keys = keys(KEYS, 16);
+    let subjects: Vec<Box<dyn Subject>> = vec![
+        Box::new(Ring {
+            label: "xxh3",
+            hasher: Xxh3,
+            points: 160,
+        }),
+        Box::new(Ring {
+            label: "xxh3",
+            hasher: Xxh3,
+            points: 1000,
+        }),
+        Box::new(Ring {
+            label: "nginx",
+            hasher: Nginx,
+            points: 160,
+        }),
+        Box::new(MaglevTable),
+        Box::new(Pingora),
+        Box::new(HashRingCrate),
+    ];
+    println!(
+        "| implementation | N | max/mean | CV | moved on add (ideal) | moved on remove (ideal) | other keys moved on flap | bytes/point |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for n in [10usize, 100, 1000] {
+        for s in &subjects {
+            let base = s.owners(n, None, &keys);
+            let (max_mean, cv) = balance(&base, n);
+            let grown = s.owners(n + 1, None, &keys);
+            let shrunk = s.owners(n, Some(n / 2), &keys);
+            let flapped = s.owners_flap(n, n / 2, &keys);
+            println!(
+                "| {} | {n} | {max_mean:.3} | {cv:.3} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.4} | {:.1} |",
+                s.name(),
+                moved(&base, &grown),
+                1.0 / (n as f64 + 1.0),
+                moved(&base, &shrunk),
+                1.0 / n as f64,
+                moved_outside(&base, &flapped, n / 2),
+                s.bytes_per_point(n),
+            );
+        }
+    }
+}
