@@ -50,3 +50,37 @@ fn mapping_matches_the_golden_vectors() {
     }
     assert_eq!(frozen.lines().count(), now.lines().count());
 }
+
+/// The mapping a real nginx produced (see `examples/tests/nginx_compat.rs`), checked
+/// without nginx.
+#[test]
+fn nginx_mode_matches_the_vectors_nginx_produced() {
+    let frozen = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/nginx_golden.tsv"
+    ))
+    .expect("tests/data/nginx_golden.tsv is committed");
+    let servers = [
+        ("127.0.0.1:47301", 1),
+        ("127.0.0.1:47302", 3),
+        ("127.0.0.1:47303", 1),
+        ("127.0.0.1:47304", 2),
+    ];
+    let ring = HashRing::from_nodes(
+        lb_core::Nginx,
+        160,
+        servers.map(|(a, w)| (NodeId::new(a).unwrap(), w)),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for line in frozen.lines().filter(|l| !l.starts_with('#')) {
+        let (key, server) = line.split_once('\t').unwrap();
+        assert_eq!(
+            ring.lookup(key.as_bytes()).map(NodeId::as_str),
+            Some(server),
+            "key {key}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 10_000);
+}

@@ -5,10 +5,17 @@
 //! `P` points (at most 2²²). `starts[b]` is the index of the first point whose hash is
 //! in bucket `b` or later, so the first point ≥ `h` lies in
 //! `starts[bucket(h)] ..= starts[bucket(h) + 1]`. Memory: 4 bytes per bucket, i.e. 4–8
-//! bytes per point. Build: `O(P + 2^k)`.
+//! bytes per point.
+//!
+//! The same buckets sort the points when a ring is built ([`PointIndex::sort`]): a
+//! counting pass, a scatter, then a sort of each bucket (about one point each for a
+//! good hash), `O(P + 2^k)` in all.
 
 /// Largest index: 2²² buckets (16 MiB).
 const MAX_INDEX_BITS: u32 = 22;
+
+/// Buckets larger than this are sorted with `sort_unstable` instead of insertion.
+const INSERTION_LIMIT: usize = 24;
 
 /// Bucket starts over a sorted list of point hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,23 +24,56 @@ pub(crate) struct PointIndex {
     starts: Vec<u32>,
 }
 
+/// `(k, shift)` for `points` points of `hash_bits`-bit hashes.
+fn geometry(points: usize, hash_bits: u32) -> (u32, u32) {
+    let wanted = usize::BITS - points.max(2).saturating_sub(1).leading_zeros();
+    let k = wanted.clamp(1, MAX_INDEX_BITS.min(hash_bits));
+    (k, hash_bits - k)
+}
+
 impl PointIndex {
     /// Indexes `hashes` (sorted ascending, each below `2^hash_bits`).
     pub(crate) fn build(hashes: &[u64], hash_bits: u32) -> Self {
-        let wanted = usize::BITS - hashes.len().max(2).saturating_sub(1).leading_zeros();
-        let k = wanted.clamp(1, MAX_INDEX_BITS.min(hash_bits));
-        let shift = hash_bits - k;
-        let buckets = 1usize << k;
-        let mut starts = Vec::with_capacity(buckets + 1);
-        let mut i = 0usize;
-        for bucket in 0..buckets as u64 {
-            while i < hashes.len() && (hashes[i] >> shift) < bucket {
-                i += 1;
-            }
-            starts.push(i as u32);
+        let (k, shift) = geometry(hashes.len(), hash_bits);
+        let mut starts = vec![0u32; (1usize << k) + 1];
+        for &h in hashes {
+            starts[(h >> shift) as usize + 1] += 1;
         }
-        starts.push(hashes.len() as u32);
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
         Self { shift, starts }
+    }
+
+    /// Sorts `(hash, owner)` points by `(hash, owner)` into parallel arrays and returns
+    /// them with their index. Hashes must be below `2^hash_bits`.
+    pub(crate) fn sort(points: &[(u64, u32)], hash_bits: u32) -> (Vec<u64>, Vec<u32>, Self) {
+        let (k, shift) = geometry(points.len(), hash_bits);
+        let mut starts = vec![0u32; (1usize << k) + 1];
+        for &(h, _) in points {
+            starts[(h >> shift) as usize + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let mut sorted = vec![(0u64, 0u32); points.len()];
+        let mut cursor: Vec<u32> = starts[..starts.len() - 1].to_vec();
+        for &p in points {
+            let slot = &mut cursor[(p.0 >> shift) as usize];
+            sorted[*slot as usize] = p;
+            *slot += 1;
+        }
+        for bucket in starts.windows(2) {
+            let run = &mut sorted[bucket[0] as usize..bucket[1] as usize];
+            if run.len() > INSERTION_LIMIT {
+                run.sort_unstable();
+            } else {
+                insertion_sort(run);
+            }
+        }
+        let hashes = sorted.iter().map(|p| p.0).collect();
+        let owners = sorted.iter().map(|p| p.1).collect();
+        (hashes, owners, Self { shift, starts })
     }
 
     /// Index of the first hash ≥ `hash` in `hashes` (the list this index was built
@@ -55,6 +95,16 @@ impl PointIndex {
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.starts.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+fn insertion_sort(run: &mut [(u64, u32)]) {
+    for i in 1..run.len() {
+        let mut j = i;
+        while j > 0 && run[j - 1] > run[j] {
+            run.swap(j - 1, j);
+            j -= 1;
+        }
     }
 }
 
@@ -93,5 +143,25 @@ mod tests {
         assert_eq!(index.first_at_or_after(&hashes, u64::from(u32::MAX)), 3);
         let empty = PointIndex::build(&[], 64);
         assert_eq!(empty.first_at_or_after(&[], 42), 0);
+    }
+
+    #[test]
+    fn sort_orders_by_hash_then_owner_even_for_skewed_hashes() {
+        // Uniform hashes, and a skewed set that piles into a few buckets.
+        for points in [
+            (0..10_000u32)
+                .map(|i| (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15), i % 7))
+                .collect::<Vec<_>>(),
+            (0..3000u32)
+                .map(|i| (u64::from(i % 40), 3000 - i))
+                .collect(),
+        ] {
+            let mut want = points.clone();
+            want.sort_unstable();
+            let (hashes, owners, index) = PointIndex::sort(&points, 64);
+            let got: Vec<(u64, u32)> = hashes.iter().copied().zip(owners.iter().copied()).collect();
+            assert_eq!(got, want);
+            assert_eq!(index, PointIndex::build(&hashes, 64));
+        }
     }
 }

@@ -17,13 +17,12 @@
 //! Lookup: one hash of the key, one read of the [`index`] and a scan of about one
 //! point: `O(1)` expected, nearly independent of the number of points, and no
 //! allocation. Memory: 12 bytes per point (8-byte hash, 4-byte owner) plus 4–8 bytes
-//! of index per point. [`HashRing::from_nodes`] builds in `O(P)` (radix sort);
+//! of index per point. [`HashRing::from_nodes`] builds in `O(P)` (bucket sort);
 //! [`add`](HashRing::add), [`remove`](HashRing::remove) and
 //! [`set_weight`](HashRing::set_weight) change one node in `O(P)` by merging or
 //! filtering its points, without rehashing the others.
 
 mod index;
-mod radix;
 
 use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
@@ -132,13 +131,10 @@ impl<H: HashFunction> HashRing<H> {
             ring.hasher.points(node.id().as_str(), count, &mut scratch);
             points.extend(scratch.iter().map(|&h| (h, owner)));
         }
-        radix::sort_points(&mut points, ring.hasher.bits());
-        ring.hashes = points.iter().map(|p| p.0).collect();
-        ring.owners = points.iter().map(|p| p.1).collect();
+        (ring.hashes, ring.owners, ring.index) = PointIndex::sort(&points, ring.hasher.bits());
         ring.live = list.iter().filter(|n| n.weight() > 0).count();
         ring.total_weight = list.iter().map(|n| u64::from(n.weight())).sum();
         ring.nodes = list;
-        ring.reindex();
         Ok(ring)
     }
 
