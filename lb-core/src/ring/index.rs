@@ -56,23 +56,32 @@ impl PointIndex {
         for b in 1..starts.len() {
             starts[b] += starts[b - 1];
         }
-        let mut sorted = vec![(0u64, 0u32); points.len()];
+        let mut hashes = vec![0u64; points.len()];
+        let mut owners = vec![0u32; points.len()];
         let mut cursor: Vec<u32> = starts[..starts.len() - 1].to_vec();
-        for &p in points {
-            let slot = &mut cursor[(p.0 >> shift) as usize];
-            sorted[*slot as usize] = p;
+        for &(hash, owner) in points {
+            let slot = &mut cursor[(hash >> shift) as usize];
+            hashes[*slot as usize] = hash;
+            owners[*slot as usize] = owner;
             *slot += 1;
         }
         for bucket in starts.windows(2) {
-            let run = &mut sorted[bucket[0] as usize..bucket[1] as usize];
-            if run.len() > INSERTION_LIMIT {
+            let (lo, hi) = (bucket[0] as usize, bucket[1] as usize);
+            if hi - lo > INSERTION_LIMIT {
+                let mut run: Vec<(u64, u32)> = hashes[lo..hi]
+                    .iter()
+                    .copied()
+                    .zip(owners[lo..hi].iter().copied())
+                    .collect();
                 run.sort_unstable();
+                for (i, (h, o)) in run.into_iter().enumerate() {
+                    hashes[lo + i] = h;
+                    owners[lo + i] = o;
+                }
             } else {
-                insertion_sort(run);
+                insertion_sort(&mut hashes[lo..hi], &mut owners[lo..hi]);
             }
         }
-        let hashes = sorted.iter().map(|p| p.0).collect();
-        let owners = sorted.iter().map(|p| p.1).collect();
         (hashes, owners, Self { shift, starts })
     }
 
@@ -98,11 +107,13 @@ impl PointIndex {
     }
 }
 
-fn insertion_sort(run: &mut [(u64, u32)]) {
-    for i in 1..run.len() {
+/// Sorts the parallel runs by `(hash, owner)`.
+fn insertion_sort(hashes: &mut [u64], owners: &mut [u32]) {
+    for i in 1..hashes.len() {
         let mut j = i;
-        while j > 0 && run[j - 1] > run[j] {
-            run.swap(j - 1, j);
+        while j > 0 && (hashes[j - 1], owners[j - 1]) > (hashes[j], owners[j]) {
+            hashes.swap(j - 1, j);
+            owners.swap(j - 1, j);
             j -= 1;
         }
     }

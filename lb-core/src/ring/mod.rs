@@ -1,11 +1,10 @@
 //! The ketama ring: weighted virtual nodes (points) on a hash circle.
 //!
 //! # Placement
-//! A node of weight `w` owns `w × points_per_weight` points, placed by the ring's
-//! [`HashFunction::points`]: by default point `j` of node `n` sits at
-//! `hash(format!("{n}-{j}"))`: the node id's UTF-8 bytes, an ASCII `-`, then `j` in
-//! decimal ASCII with no padding, so point 0 of `server1` is the hash of the 9 bytes
-//! `server1-0`. A key sits at `hash(key)`, and its owner is the node of the first point
+//! A node of weight `w` owns `w × points_per_weight` points `j = 0, 1, …`, placed by
+//! the ring's [`HashFunction::points`] (the table in [`crate::HashFunction`]'s module
+//! lists each: `xxh3_64_with_seed(n, j)` for [`Xxh3`], the hash of the string
+//! `"{n}-{j}"` for SHA-256 and MD5). A key sits at `hash(key)`, and its owner is the node of the first point
 //! at or after it, wrapping past the top of the hash space to the first point. Points
 //! that collide are ordered by node id, so the ring never depends on the order nodes
 //! were added. With [`Nginx`](crate::Nginx) the placement is nginx's, bit for bit.
