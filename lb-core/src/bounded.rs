@@ -2,9 +2,6 @@
 //! "Consistent Hashing with Bounded Loads", SODA 2018): a key goes to the first of its
 //! candidates whose load is below its capacity, so no node takes more than
 //! `⌈(1 + ε) · average⌉` while keys still stay where they were whenever they can.
-//!
-//! lb-core does no I/O: the caller tracks loads (in-flight requests, connections) and
-//! passes them in.
 
 use crate::{Balancer, Error, Node, NodeId};
 
@@ -13,6 +10,9 @@ use crate::{Balancer, Error, Node, NodeId};
 pub const DEFAULT_EPSILON: f64 = 0.25;
 
 /// The bounded-load rule with a fixed ε.
+///
+/// lb-core does no I/O: the caller tracks loads (in-flight requests, connections) and
+/// passes them in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoundedLoad {
     epsilon: f64,

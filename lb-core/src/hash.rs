@@ -1,28 +1,28 @@
 //! Hash functions that place points and keys on a ring.
-//!
-//! Every function maps bytes to a `u64` the same way in every process and on every
-//! machine; none is seeded at random.
-//!
-//! | function | key → `u64` | point `j` of node `n` |
-//! |---|---|---|
-//! | [`Xxh3`] (default) | `xxh3_64(key)`, seed 0 (XXH3, Yann Collet) | `xxh3_64_with_seed(n, j)`: the id's UTF-8 bytes, seed `j` |
-//! | [`Sha256`] | first 8 bytes of SHA-256(key) (FIPS 180-4), big-endian | the same of the string `"{n}-{j}"` |
-//! | [`Md5`] | first 8 bytes of MD5(key) (RFC 1321), big-endian | the same of the string `"{n}-{j}"` |
-//! | [`Nginx`](crate::Nginx) | CRC-32 (IEEE) of the key | nginx's chained CRC-32 (see [`Nginx`](crate::Nginx)) |
-//!
-//! `"{n}-{j}"` is the node id's UTF-8 bytes, an ASCII `-`, then `j` in decimal ASCII
-//! with no padding: point 0 of `server1` hashes the 9 bytes `server1-0`. XXH3 takes `j`
-//! as its seed instead, which gives independent positions without formatting a string
-//! per point (4× faster ring builds).
-//!
-//! Reading the leading digest bytes big-endian means the point equals
-//! `int(hashlib.sha256(b).hexdigest()[:16], 16)` in Python (and likewise for MD5), so a
-//! mapping can be checked from a shell.
 
 use md5::Digest as _;
 
 /// A deterministic hash from bytes to a position on the ring, and the placement of a
 /// node's points.
+///
+/// Every function maps bytes to a `u64` the same way in every process and on every
+/// machine; none is seeded at random.
+///
+/// | function | key → `u64` | point `j` of node `n` |
+/// |---|---|---|
+/// | [`Xxh3`] (default) | `xxh3_64(key)`, seed 0 (XXH3, Yann Collet) | `xxh3_64_with_seed(n, j)`: the id's UTF-8 bytes, seed `j` |
+/// | [`Sha256`] | first 8 bytes of SHA-256(key) (FIPS 180-4), big-endian | the same of the string `"{n}-{j}"` |
+/// | [`Md5`] | first 8 bytes of MD5(key) (RFC 1321), big-endian | the same of the string `"{n}-{j}"` |
+/// | [`Nginx`](crate::Nginx) | CRC-32 (IEEE) of the key | nginx's chained CRC-32 (see [`Nginx`](crate::Nginx)) |
+///
+/// `"{n}-{j}"` is the node id's UTF-8 bytes, an ASCII `-`, then `j` in decimal ASCII
+/// with no padding: point 0 of `server1` hashes the 9 bytes `server1-0`. XXH3 takes `j`
+/// as its seed instead, which gives independent positions without formatting a string
+/// per point (4× faster ring builds).
+///
+/// Reading the leading digest bytes big-endian means the point equals
+/// `int(hashlib.sha256(b).hexdigest()[:16], 16)` in Python (and likewise for MD5), so a
+/// mapping can be checked from a shell.
 ///
 /// Implementations must return the same values for the same input in every process
 /// and on every machine.

@@ -1,27 +1,6 @@
 //! Maglev hashing (Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load
 //! Balancer", NSDI 2016, section 3.4): a lookup table of prime size `M` filled from
 //! each node's permutation of the slots, so a lookup is one hash and one array read.
-//!
-//! # Construction
-//! Node `n`'s permutation is `offset + j × skip (mod M)` with
-//! `offset = p₀ mod M` and `skip = p₁ mod (M − 1) + 1`, where `p₀`, `p₁` are the
-//! positions of points 0 and 1 of `n` under the table's [`HashFunction::points`] (for
-//! the default, `hash("{n}-0")` and `hash("{n}-1")`). Nodes take turns in id order,
-//! each claiming its next preferred free slot; weights set how often a node takes a
-//! turn (a node earns its weight in credit each round and takes one slot per
-//! `max weight` of credit), so slot shares follow weights. Node order is by id, so the
-//! table never depends on the order nodes were added.
-//!
-//! # Cost
-//! Lookup `O(1)`: `table[hash(key) mod M]`, no allocation. Memory: 4 bytes per slot
-//! (256 KiB for the default 65,537). Build `O(M log M)` expected; every change
-//! rebuilds the table (Maglev's tables are not incremental), which moves slightly more
-//! keys than the ideal `1/N` — the paper's trade for perfect balance.
-//!
-//! # Failover
-//! [`Maglev::candidates`] walks the table from the key's slot and yields each node the
-//! first time it appears; a key whose owner is Down goes to the next distinct node
-//! there, and no other key moves.
 
 use crate::candidates::Seen;
 use crate::hash::{HashFunction, Xxh3};
@@ -37,6 +16,27 @@ pub const MAX_TABLE_SIZE: u32 = 1 << 24;
 const NO_NODE: u32 = u32::MAX;
 
 /// A Maglev lookup table over weighted nodes.
+///
+/// # Construction
+/// Node `n`'s permutation is `offset + j × skip (mod M)` with
+/// `offset = p₀ mod M` and `skip = p₁ mod (M − 1) + 1`, where `p₀`, `p₁` are the
+/// positions of points 0 and 1 of `n` under the table's [`HashFunction::points`] (for
+/// the default, `hash("{n}-0")` and `hash("{n}-1")`). Nodes take turns in id order,
+/// each claiming its next preferred free slot; weights set how often a node takes a
+/// turn (a node earns its weight in credit each round and takes one slot per
+/// `max weight` of credit), so slot shares follow weights. Node order is by id, so the
+/// table never depends on the order nodes were added.
+///
+/// # Cost
+/// Lookup `O(1)`: `table[hash(key) mod M]`, no allocation. Memory: 4 bytes per slot
+/// (256 KiB for the default 65,537). Build `O(M log M)` expected; every change
+/// rebuilds the table (Maglev's tables are not incremental), which moves slightly more
+/// keys than the ideal `1/N` — the paper's trade for perfect balance.
+///
+/// # Failover
+/// [`Maglev::candidates`] walks the table from the key's slot and yields each node the
+/// first time it appears; a key whose owner is Down goes to the next distinct node
+/// there, and no other key moves.
 #[derive(Debug, Clone)]
 pub struct Maglev<H = Xxh3> {
     hasher: H,

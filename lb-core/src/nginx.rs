@@ -1,42 +1,42 @@
 //! [`Nginx`]: the point placement and key hash of nginx's `hash $key consistent`,
 //! reproduced bit for bit (source: `src/http/modules/ngx_http_upstream_hash_module.c`,
 //! `ngx_http_upstream_init_chash` and `ngx_http_upstream_find_chash_point`).
-//!
-//! For each `server` string of an upstream block, nginx splits host and port:
-//! - `unix:PATH` → host `PATH`, no port;
-//! - otherwise, if the string ends in `:DIGITS`, host is what comes before the last
-//!   `:` and port the digits (`10.0.0.1:8080`, `[::1]:80`, `example.com:81`);
-//! - otherwise host is the whole string and there is no port (`10.0.0.1`, `[::1]`).
-//!
-//! It computes `base = crc32(host ‖ 0x00 ‖ port)` and, for `j` in `0 .. 160 × weight`,
-//! point `j = crc32(base-state ‖ le32(point j−1))` with point −1 = 0, i.e. the CRC-32
-//! (IEEE) of `host ‖ 0x00 ‖ port ‖ le32(prev)`. Keys hash to `crc32(key)`; the owner is
-//! the first point ≥ that hash, wrapping to the first point.
-//!
-//! **Duplicate points.** nginx sorts points with `qsort` by hash only and keeps one
-//! point per hash value; which server keeps it depends on the C library's sort.
-//! [`HashRing`](crate::HashRing) keeps all points and orders equal hashes by node id,
-//! so the smaller id owns a duplicated position. Collisions are rare (about
-//! `P² / 2³³` for `P` points: 0.0001 for 1,000 points, 3 for 160,000), and only keys
-//! falling in a collided point's arc can differ.
-//!
-//! Use it with 160 points per unit of weight, nginx's constant:
-//!
-//! ```
-//! use lb_core::{HashRing, Nginx, NodeId};
-//! # fn main() -> Result<(), lb_core::Error> {
-//! let mut ring = HashRing::with_hasher(Nginx, 160)?;
-//! ring.add(NodeId::new("127.0.0.1:8081")?, 1)?;
-//! ring.add(NodeId::new("127.0.0.1:8082")?, 3)?; // server 127.0.0.1:8082 weight=3;
-//! let server = ring.lookup(b"user-42");         // as nginx with `hash $arg_key consistent`
-//! # assert!(server.is_some());
-//! # Ok(())
-//! # }
-//! ```
 
 use crate::hash::HashFunction;
 
 /// nginx's `hash ... consistent` scheme: CRC-32 (IEEE) keys and chained CRC-32 points.
+///
+/// For each `server` string of an upstream block, nginx splits host and port:
+/// - `unix:PATH` → host `PATH`, no port;
+/// - otherwise, if the string ends in `:DIGITS`, host is what comes before the last
+///   `:` and port the digits (`10.0.0.1:8080`, `[::1]:80`, `example.com:81`);
+/// - otherwise host is the whole string and there is no port (`10.0.0.1`, `[::1]`).
+///
+/// It computes `base = crc32(host ‖ 0x00 ‖ port)` and, for `j` in `0 .. 160 × weight`,
+/// point `j = crc32(base-state ‖ le32(point j−1))` with point −1 = 0, i.e. the CRC-32
+/// (IEEE) of `host ‖ 0x00 ‖ port ‖ le32(prev)`. Keys hash to `crc32(key)`; the owner is
+/// the first point ≥ that hash, wrapping to the first point.
+///
+/// **Duplicate points.** nginx sorts points with `qsort` by hash only and keeps one
+/// point per hash value; which server keeps it depends on the C library's sort.
+/// [`HashRing`](crate::HashRing) keeps all points and orders equal hashes by node id,
+/// so the smaller id owns a duplicated position. Collisions are rare (about
+/// `P² / 2³³` for `P` points: 0.0001 for 1,000 points, 3 for 160,000), and only keys
+/// falling in a collided point's arc can differ.
+///
+/// Use it with 160 points per unit of weight, nginx's constant:
+///
+/// ```
+/// use lb_core::{HashRing, Nginx, NodeId};
+/// # fn main() -> Result<(), lb_core::Error> {
+/// let mut ring = HashRing::with_hasher(Nginx, 160)?;
+/// ring.add(NodeId::new("127.0.0.1:8081")?, 1)?;
+/// ring.add(NodeId::new("127.0.0.1:8082")?, 3)?; // server 127.0.0.1:8082 weight=3;
+/// let server = ring.lookup(b"user-42");         // as nginx with `hash $arg_key consistent`
+/// # assert!(server.is_some());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Nginx;
 

@@ -84,3 +84,32 @@ fn nginx_mode_matches_the_vectors_nginx_produced() {
     }
     assert_eq!(checked, 10_000);
 }
+
+/// The SHA-256 and MD5 positions are what Python's hashlib gives, as the docs claim:
+/// `int(hashlib.sha256(b).hexdigest()[:16], 16)`.
+#[test]
+fn sha256_and_md5_positions_match_python_hashlib() {
+    use lb_core::{HashFunction, Md5, Sha256};
+    let script = "import hashlib\nfor k in ['user-1', 'server1-0', '']:\n    \
+                  print(int(hashlib.sha256(k.encode()).hexdigest()[:16], 16), int(hashlib.md5(k.encode()).hexdigest()[:16], 16))";
+    let out = match std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap(),
+        _ => {
+            assert!(
+                std::env::var_os("LB_REQUIRE_PEERS").is_none(),
+                "python3 is needed"
+            );
+            eprintln!("skipped: python3 is not available");
+            return;
+        }
+    };
+    let want: Vec<String> = ["user-1", "server1-0", ""]
+        .iter()
+        .map(|k| format!("{} {}", Sha256.hash(k.as_bytes()), Md5.hash(k.as_bytes())))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+}

@@ -1,25 +1,4 @@
 //! The ketama ring: weighted virtual nodes (points) on a hash circle.
-//!
-//! # Placement
-//! A node of weight `w` owns `w × points_per_weight` points `j = 0, 1, …`, placed by
-//! the ring's [`HashFunction::points`] (the table in [`crate::HashFunction`]'s module
-//! lists each: `xxh3_64_with_seed(n, j)` for [`Xxh3`], the hash of the string
-//! `"{n}-{j}"` for SHA-256 and MD5). A key sits at `hash(key)`, and its owner is the node of the first point
-//! at or after it, wrapping past the top of the hash space to the first point. Points
-//! that collide are ordered by node id, so the ring never depends on the order nodes
-//! were added. With [`Nginx`](crate::Nginx) the placement is nginx's, bit for bit.
-//!
-//! This is ketama (Richard Jones, last.fm, 2007), as in nginx's `hash ... consistent`
-//! (`ngx_http_upstream_hash_module.c`), which also places 160 points per unit of weight.
-//!
-//! # Cost
-//! Lookup: one hash of the key, one read of the [`index`] and a scan of about one
-//! point: `O(1)` expected, nearly independent of the number of points, and no
-//! allocation. Memory: 12 bytes per point (8-byte hash, 4-byte owner) plus 4–8 bytes
-//! of index per point. [`HashRing::from_nodes`] builds in `O(P)` (bucket sort);
-//! [`add`](HashRing::add), [`remove`](HashRing::remove) and
-//! [`set_weight`](HashRing::set_weight) change one node in `O(P)` by merging or
-//! filtering its points, without rehashing the others.
 
 mod index;
 
@@ -37,7 +16,29 @@ pub const MAX_POINTS_PER_NODE: u64 = 1 << 20;
 /// A consistent-hash ring of weighted nodes (ketama).
 ///
 /// `H` is the [`HashFunction`] that places points and hashes keys ([`Xxh3`] unless
-/// chosen). See the [module docs](self) for the exact placement and costs.
+/// chosen).
+///
+/// # Placement
+/// A node of weight `w` owns `w × points_per_weight` points `j = 0, 1, …`, placed by
+/// the ring's [`HashFunction::points`] (the table on [`HashFunction`] lists each:
+/// `xxh3_64_with_seed(n, j)` for [`Xxh3`], the hash of the string `"{n}-{j}"` for
+/// SHA-256 and MD5). A key sits at `hash(key)`, and its owner is the node of the first point
+/// at or after it, wrapping past the top of the hash space to the first point. Points
+/// that collide are ordered by node id, so the ring never depends on the order nodes
+/// were added. With [`Nginx`](crate::Nginx) the placement is nginx's, bit for bit.
+///
+/// This is ketama (Richard Jones, last.fm, 2007), as in nginx's `hash ... consistent`
+/// (`ngx_http_upstream_hash_module.c`), which also places 160 points per unit of weight.
+///
+/// # Cost
+/// Lookup: one hash of the key, one read of a direct-mapped index (`2^⌈log₂ P⌉`
+/// equal buckets over the hash space, each holding where its first point is) and a
+/// scan of about one point: `O(1)` expected, nearly independent of the number of points, and no
+/// allocation. Memory: 12 bytes per point (8-byte hash, 4-byte owner) plus 4–8 bytes
+/// of index per point. [`HashRing::from_nodes`] builds in `O(P)` (bucket sort);
+/// [`add`](HashRing::add), [`remove`](HashRing::remove) and
+/// [`set_weight`](HashRing::set_weight) change one node in `O(P)` by merging or
+/// filtering its points, without rehashing the others.
 #[derive(Debug, Clone)]
 pub struct HashRing<H = Xxh3> {
     hasher: H,
