@@ -44,6 +44,15 @@ trait Subject {
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners;
     /// Heap bytes per point at `n` nodes.
     fn bytes_per_point(&self, n: usize) -> f64;
+    /// max/mean of the exact share of the hash space per node, where known.
+    fn share_max_mean(&self, _n: usize) -> Option<f64> {
+        None
+    }
+}
+
+fn max_over_mean(shares: &[f64]) -> f64 {
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    shares.iter().copied().fold(0.0, f64::max) / mean
 }
 
 fn index_of(id: &str) -> usize {
@@ -130,6 +139,10 @@ impl Subject for MaglevTable {
     fn bytes_per_point(&self, n: usize) -> f64 {
         let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
         table.heap_bytes() as f64 / 65_537.0
+    }
+    fn share_max_mean(&self, n: usize) -> Option<f64> {
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        Some(max_over_mean(&table.shares()))
     }
 }
 
@@ -268,8 +281,11 @@ fn main() {
             let grown = s.owners(n + 1, None, &keys);
             let shrunk = s.owners(n, Some(n / 2), &keys);
             let flapped = s.owners_flap(n, n / 2, &keys);
+            let exact = s
+                .share_max_mean(n)
+                .map_or("n/a".to_string(), |v| format!("{v:.3}"));
             println!(
-                "| {} | {n} | {max_mean:.3} | {cv:.3} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.4} | {:.1} |",
+                "| {} | {n} | {max_mean:.3} | {cv:.3} | {exact} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.4} | {:.1} |",
                 s.name(),
                 moved(&base, &grown),
                 1.0 / (n as f64 + 1.0),

@@ -218,6 +218,16 @@ impl<H: HashFunction> Maglev<H> {
         counts
     }
 
+    /// The fraction of slots each node owns, in [`nodes`](Self::nodes) order: the
+    /// exact share of uniformly random keys it receives.
+    pub fn shares(&self) -> Vec<f64> {
+        let total = self.table.len().max(1) as f64;
+        self.slot_counts()
+            .into_iter()
+            .map(|c| f64::from(c) / total)
+            .collect()
+    }
+
     /// Bytes of heap memory held (table and node list).
     pub fn heap_bytes(&self) -> usize {
         self.table.capacity() * 4

@@ -294,6 +294,23 @@ impl<H: HashFunction> HashRing<H> {
         &self.hasher
     }
 
+    /// The fraction of the hash space each node owns, in [`nodes`](Self::nodes) order:
+    /// the exact share of uniformly random keys it receives (sums to 1 when any node
+    /// has weight > 0). `O(P)`; for balance reports, not for the request path.
+    pub fn shares(&self) -> Vec<f64> {
+        let mut shares = vec![0.0; self.nodes.len()];
+        let space = 2f64.powi(self.hasher.bits() as i32);
+        if let (Some(&first), Some(&last)) = (self.hashes.first(), self.hashes.last()) {
+            // The first point also owns the wrap-around arc after the last point.
+            shares[self.owners[0] as usize] += (first as f64 + (space - last as f64)) / space;
+            for i in 1..self.hashes.len() {
+                shares[self.owners[i] as usize] +=
+                    (self.hashes[i] - self.hashes[i - 1]) as f64 / space;
+            }
+        }
+        shares
+    }
+
     /// Bytes of heap memory the ring holds (points, index and node list).
     pub fn heap_bytes(&self) -> usize {
         self.hashes.capacity() * 8
@@ -428,6 +445,9 @@ mod tests {
             (&bulk.hashes, &bulk.owners)
         );
         assert_eq!(forward.total_weight(), 10);
+        let shares = forward.shares();
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(shares[2], 0.0, "node c has weight 0");
     }
 
     #[test]
