@@ -7,7 +7,7 @@
 //! ```toml
 //! listen = "127.0.0.1:5000"   # proxy and admin API
 //! replicas = 3                # started at boot, named server1..server3
-//! hash = "xxh3"               # or "sha256", "md5"
+//! hash = "xxh3"               # or "sha256", "md5", "nginx" (nginx's `hash ... consistent`)
 //! points_per_weight = 160     # virtual nodes per replica
 //! key = ["header:x-lb-key"]   # then a random key; also cookie:NAME, query:NAME, path, client_ip
 //!
@@ -285,7 +285,7 @@ impl Config {
             invalid(
                 "hash",
                 &hash_text,
-                "expected \"xxh3\", \"sha256\" or \"md5\"",
+                "expected \"xxh3\", \"sha256\", \"md5\" or \"nginx\"",
             )
         })?;
         let points_per_weight =
