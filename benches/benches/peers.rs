@@ -79,8 +79,8 @@ fn lookups(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("lb-core ring xxh3 160", n), |b| {
                 b.iter(|| black_box(r.lookup(black_box(next()))))
             });
-            let r = ring(n, 1000);
-            group.bench_function(BenchmarkId::new("lb-core ring xxh3 1000", n), |b| {
+            let r = ring(n, 2000);
+            group.bench_function(BenchmarkId::new("lb-core ring xxh3 2000", n), |b| {
                 b.iter(|| black_box(r.lookup(black_box(next()))))
             });
             let r = nginx(n);

@@ -3,8 +3,10 @@
 //! `cargo bench -p lb-benches --bench quality`
 //!
 //! For N = 10, 100, 1000 nodes of weight 1 and 1,000,000 keys: max/mean load and the
-//! coefficient of variation of load per node; the fraction of keys that move when a
-//! node is added (ideal 1/(N+1)), removed (ideal 1/N), and when one node flaps Down
+//! coefficient of variation of load per node, and max/mean of the exact share of the
+//! hash space (no sampling noise); the fraction of keys that move when a node is added
+//! (ideal 1/(N+1)) or removed (ideal 1/N), each averaged over 5 different nodes, and
+//! when one node flaps Down
 //! (keys of *other* nodes that move; ideal 0). Flaps use each implementation's
 //! failover walk (lb-core `lookup_with`, pingora-ketama `node_iter`); `hashring` has
 //! none, so its flap is a removal. Memory per point is heap bytes / points.
@@ -18,6 +20,8 @@ use lb_benches::{keys, node_addr, node_name};
 use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
 
 const KEYS: usize = 1_000_000;
+/// Nodes added (and, separately, removed) to average key movement over.
+const TRIALS: usize = 5;
 
 #[derive(Clone, Debug, PartialEq)]
 struct VNode {
@@ -38,8 +42,8 @@ type Owners = Vec<usize>;
 /// One implementation under test, built over nodes `0..n` except `skip`.
 trait Subject {
     fn name(&self) -> String;
-    /// Owners with nodes `0..n` minus `without`.
-    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners;
+    /// Owners with the given node set.
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners;
     /// Owners with all `n` nodes but `down` skipped by the failover walk.
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners;
     /// Heap bytes per point at `n` nodes.
@@ -64,11 +68,15 @@ fn index_of(id: &str) -> usize {
     (usize::from(o[1]) << 16) | (usize::from(o[2]) << 8) | usize::from(o[3])
 }
 
-fn ids(n: usize, without: Option<usize>) -> Vec<(NodeId, u32)> {
-    (0..n)
-        .filter(|i| Some(*i) != without)
-        .filter_map(|i| NodeId::new(node_name(i)).ok().map(|id| (id, 1)))
+fn ids(nodes: &[usize]) -> Vec<(NodeId, u32)> {
+    nodes
+        .iter()
+        .filter_map(|&i| NodeId::new(node_name(i)).ok().map(|id| (id, 1)))
         .collect()
+}
+
+fn all(n: usize) -> Vec<usize> {
+    (0..n).collect()
 }
 
 struct Ring<H: HashFunction + Clone> {
@@ -81,9 +89,9 @@ impl<H: HashFunction + Clone> Subject for Ring<H> {
     fn name(&self) -> String {
         format!("lb-core ring {} {}", self.label, self.points)
     }
-    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
         let ring =
-            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, without)).expect("ring");
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(nodes)).expect("ring");
         keys.iter()
             .map(|k| {
                 ring.lookup(k)
@@ -93,7 +101,7 @@ impl<H: HashFunction + Clone> Subject for Ring<H> {
     }
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
         let ring =
-            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, None)).expect("ring");
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(&all(n))).expect("ring");
         let down = node_name(down);
         keys.iter()
             .map(|k| {
@@ -104,8 +112,13 @@ impl<H: HashFunction + Clone> Subject for Ring<H> {
     }
     fn bytes_per_point(&self, n: usize) -> f64 {
         let ring =
-            HashRing::from_nodes(self.hasher.clone(), self.points, ids(n, None)).expect("ring");
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(&all(n))).expect("ring");
         ring.heap_bytes() as f64 / ring.point_count() as f64
+    }
+    fn share_max_mean(&self, n: usize) -> Option<f64> {
+        let ring =
+            HashRing::from_nodes(self.hasher.clone(), self.points, ids(&all(n))).expect("ring");
+        Some(max_over_mean(&ring.shares()))
     }
 }
 
@@ -115,8 +128,8 @@ impl Subject for MaglevTable {
     fn name(&self) -> String {
         "lb-core maglev 65537".into()
     }
-    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
-        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, without)).expect("table");
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(nodes)).expect("table");
         keys.iter()
             .map(|k| {
                 table
@@ -126,7 +139,7 @@ impl Subject for MaglevTable {
             .collect()
     }
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
-        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(&all(n))).expect("table");
         let down = node_name(down);
         keys.iter()
             .map(|k| {
@@ -137,11 +150,11 @@ impl Subject for MaglevTable {
             .collect()
     }
     fn bytes_per_point(&self, n: usize) -> f64 {
-        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(&all(n))).expect("table");
         table.heap_bytes() as f64 / 65_537.0
     }
     fn share_max_mean(&self, n: usize) -> Option<f64> {
-        let table = Maglev::from_nodes(Xxh3, 65_537, ids(n, None)).expect("table");
+        let table = Maglev::from_nodes(Xxh3, 65_537, ids(&all(n))).expect("table");
         Some(max_over_mean(&table.shares()))
     }
 }
@@ -149,10 +162,10 @@ impl Subject for MaglevTable {
 struct Pingora;
 
 impl Pingora {
-    fn build(n: usize, without: Option<usize>) -> pingora_ketama::Continuum {
-        let buckets: Vec<_> = (0..n)
-            .filter(|i| Some(*i) != without)
-            .map(|i| pingora_ketama::Bucket::new(node_addr(i), 1))
+    fn build(nodes: &[usize]) -> pingora_ketama::Continuum {
+        let buckets: Vec<_> = nodes
+            .iter()
+            .map(|&i| pingora_ketama::Bucket::new(node_addr(i), 1))
             .collect();
         pingora_ketama::Continuum::new(&buckets)
     }
@@ -162,14 +175,14 @@ impl Subject for Pingora {
     fn name(&self) -> String {
         "pingora-ketama 160".into()
     }
-    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
-        let c = Self::build(n, without);
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        let c = Self::build(nodes);
         keys.iter()
             .map(|k| c.node(k).map_or(usize::MAX, |a| index_of(&a.to_string())))
             .collect()
     }
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
-        let c = Self::build(n, None);
+        let c = Self::build(&all(n));
         let down = node_addr(down);
         keys.iter()
             .map(|k| {
@@ -191,12 +204,12 @@ impl Subject for Pingora {
 struct HashRingCrate;
 
 impl HashRingCrate {
-    fn build(n: usize, without: Option<usize>) -> hashring::HashRing<VNode> {
+    fn build(nodes: &[usize]) -> hashring::HashRing<VNode> {
         let mut ring = hashring::HashRing::new();
         ring.batch_add(
-            (0..n)
-                .filter(|i| Some(*i) != without)
-                .flat_map(|node| (0..160).map(move |replica| VNode { node, replica }))
+            nodes
+                .iter()
+                .flat_map(|&node| (0..160).map(move |replica| VNode { node, replica }))
                 .collect(),
         );
         ring
@@ -207,14 +220,15 @@ impl Subject for HashRingCrate {
     fn name(&self) -> String {
         "hashring 160".into()
     }
-    fn owners(&self, n: usize, without: Option<usize>, keys: &[Vec<u8>]) -> Owners {
-        let ring = Self::build(n, without);
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        let ring = Self::build(nodes);
         keys.iter()
             .map(|k| ring.get(k).map_or(usize::MAX, |v| v.node))
             .collect()
     }
     fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
-        self.owners(n, Some(down), keys)
+        let nodes: Vec<usize> = (0..n).filter(|&i| i != down).collect();
+        self.owners(&nodes, keys)
     }
     fn bytes_per_point(&self, _n: usize) -> f64 {
         // A Vec of (u64 hash, VNode) entries: 8 + 16 bytes.
@@ -259,7 +273,7 @@ fn main() {
         Box::new(Ring {
             label: "xxh3",
             hasher: Xxh3,
-            points: 1000,
+            points: 2000,
         }),
         Box::new(Ring {
             label: "nginx",
@@ -271,15 +285,30 @@ fn main() {
         Box::new(HashRingCrate),
     ];
     println!(
-        "| implementation | N | max/mean | CV | moved on add (ideal) | moved on remove (ideal) | other keys moved on flap | bytes/point |"
+        "| implementation | N | max/mean (1M keys) | CV (1M keys) | max/mean (exact share) | moved on add (ideal) | moved on remove (ideal) | other keys moved on flap | bytes/point |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in [10usize, 100, 1000] {
         for s in &subjects {
-            let base = s.owners(n, None, &keys);
+            let base = s.owners(&all(n), &keys);
             let (max_mean, cv) = balance(&base, n);
-            let grown = s.owners(n + 1, None, &keys);
-            let shrunk = s.owners(n, Some(n / 2), &keys);
+            // Averaged over TRIALS different nodes added, and removed.
+            let added: f64 = (0..TRIALS)
+                .map(|t| {
+                    let mut nodes = all(n);
+                    nodes.push(n + t);
+                    moved(&base, &s.owners(&nodes, &keys))
+                })
+                .sum::<f64>()
+                / TRIALS as f64;
+            let removed: f64 = (0..TRIALS)
+                .map(|t| {
+                    let gone = t * n / TRIALS;
+                    let nodes: Vec<usize> = (0..n).filter(|&i| i != gone).collect();
+                    moved(&base, &s.owners(&nodes, &keys))
+                })
+                .sum::<f64>()
+                / TRIALS as f64;
             let flapped = s.owners_flap(n, n / 2, &keys);
             let exact = s
                 .share_max_mean(n)
@@ -287,9 +316,9 @@ fn main() {
             println!(
                 "| {} | {n} | {max_mean:.3} | {cv:.3} | {exact} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.4} | {:.1} |",
                 s.name(),
-                moved(&base, &grown),
+                added,
                 1.0 / (n as f64 + 1.0),
-                moved(&base, &shrunk),
+                removed,
                 1.0 / n as f64,
                 moved_outside(&base, &flapped, n / 2),
                 s.bytes_per_point(n),
