@@ -7,6 +7,10 @@
 //! | `POST /add` | `{"n":2,"hostnames":["s4","s5"]}` | `200`, same shape as `/rep`, after the new replicas accept connections |
 //! | `DELETE /rm` | `{"n":1,"hostnames":["s4"]}` | `200`, same shape as `/rep`, after the replicas are stopped |
 //!
+//! With `runtime.kind = "static"`, `/add` also takes `"addresses": ["ip:port", ...]`,
+//! one per hostname (`{"n":1,"hostnames":["api9"],"addresses":["10.0.0.9:8080"]}`):
+//! the daemon runs nothing itself, it probes and balances over those addresses.
+//!
 //! `hostnames` is optional. `/add` starts the named replicas, then generated `serverK`
 //! names up to `n`; `/rm` removes the named ones, then the most recently added others
 //! up to `n`. A hostname is 1–63 characters: a letter or digit, then letters, digits,
@@ -23,6 +27,7 @@
 //! - `500`: a replica could not be started (the others of the call are stopped).
 //! - `503`: the daemon is shutting down.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
@@ -86,14 +91,16 @@ pub async fn handle(
             );
         }
     };
-    let (n, names) = match parse_change(&body) {
+    let change = match parse_change(&body) {
         Ok(change) => change,
         Err(reason) => return failure(StatusCode::BAD_REQUEST, reason),
     };
     let result = if allowed == Method::POST {
-        pool.add(n, names).await
+        pool.add(change.n, change.names, change.addresses).await
+    } else if !change.addresses.is_empty() {
+        return failure(StatusCode::BAD_REQUEST, "'addresses' is only for /add");
     } else {
-        pool.remove(n, names).await
+        pool.remove(change.n, change.names).await
     };
     match result {
         Ok(_) => replicas(pool),
@@ -118,14 +125,27 @@ fn status_of(error: &AdminError) -> StatusCode {
 }
 
 /// Parses `{"n": N, "hostnames": [..]}`.
-fn parse_change(body: &[u8]) -> Result<(usize, Vec<NodeId>), String> {
+/// A parsed `/add` or `/rm` body.
+#[derive(Debug, PartialEq, Eq)]
+struct Change {
+    n: usize,
+    names: Vec<NodeId>,
+    /// `/add` on the static runtime: one `ip:port` per hostname.
+    addresses: Vec<SocketAddr>,
+}
+
+/// Parses `{"n": N, "hostnames": [..], "addresses": [..]}`.
+fn parse_change(body: &[u8]) -> Result<Change, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(fields) = value else {
         return Err("the body must be a JSON object like {\"n\": 1, \"hostnames\": []}".into());
     };
-    if let Some(unknown) = fields.keys().find(|k| *k != "n" && *k != "hostnames") {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "n" | "hostnames" | "addresses"))
+    {
         return Err(format!(
-            "unknown field '{unknown}'; expected 'n' and 'hostnames'"
+            "unknown field '{unknown}'; expected 'n', 'hostnames' and (static runtime) 'addresses'"
         ));
     }
     let n = match fields.get("n") {
@@ -150,7 +170,34 @@ fn parse_change(body: &[u8]) -> Result<(usize, Vec<NodeId>), String> {
             ));
         }
     };
-    Ok((n, names))
+    let addresses = match fields.get("addresses") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .and_then(|s| s.parse::<SocketAddr>().ok())
+                    .ok_or_else(|| format!("addresses must be \"ip:port\" strings, not {item}"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "'addresses' must be a list of \"ip:port\" strings, not {other}"
+            ));
+        }
+    };
+    if !addresses.is_empty() && addresses.len() != names.len() {
+        return Err(format!(
+            "give one address per hostname: {} hostnames, {} addresses",
+            names.len(),
+            addresses.len()
+        ));
+    }
+    Ok(Change {
+        n,
+        names,
+        addresses,
+    })
 }
 
 /// A replica hostname: 1–63 characters, a letter or digit then letters, digits, `-_.`.
@@ -173,16 +220,22 @@ mod tests {
 
     #[test]
     fn parses_the_python_clients_body() {
-        let (n, names) = parse_change(br#"{"n":2,"hostnames":["s4","Server-4f2a"]}"#).unwrap();
-        assert_eq!(n, 2);
+        let change = parse_change(br#"{"n":2,"hostnames":["s4","Server-4f2a"]}"#).unwrap();
+        assert_eq!(change.n, 2);
         assert_eq!(
-            names,
+            change.names,
             vec![
                 NodeId::new("s4").unwrap(),
                 NodeId::new("Server-4f2a").unwrap()
             ]
         );
-        assert_eq!(parse_change(br#"{"n":0}"#).unwrap(), (0, vec![]));
+        assert_eq!(parse_change(br#"{"n":0}"#).unwrap().names, vec![]);
+        let fixed = parse_change(br#"{"n":1,"hostnames":["api9"],"addresses":["127.0.0.1:9001"]}"#)
+            .unwrap();
+        assert_eq!(
+            fixed.addresses,
+            vec!["127.0.0.1:9001".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[test]
@@ -199,6 +252,14 @@ mod tests {
             (br#"{"n":1,"hostnames":["bad name"]}"#, "invalid hostname"),
             (br#"{"n":1,"hostnames":["-x"]}"#, "invalid hostname"),
             (br#"{"n":1,"hostname":["x"]}"#, "unknown field"),
+            (
+                br#"{"n":1,"hostnames":["a"],"addresses":["nowhere"]}"#,
+                "ip:port",
+            ),
+            (
+                br#"{"n":2,"hostnames":["a","b"],"addresses":["127.0.0.1:1"]}"#,
+                "one address per hostname",
+            ),
         ] {
             let err = parse_change(body).unwrap_err();
             assert!(

@@ -46,6 +46,8 @@ use crate::config::{Config, Runtime};
 use crate::pool::{AdminError, PoolSettings, ReplicaPool};
 use crate::proxy::Proxy;
 use crate::runtime::ReplicaRuntime;
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::server::App;
 
@@ -81,6 +83,12 @@ pub async fn run(
             *ready_timeout,
             events_tx,
         )),
+        Runtime::Docker(settings) => Arc::new(
+            DockerRuntime::connect(settings.clone(), events_tx)
+                .await
+                .map_err(|e| DaemonError::Boot(AdminError::Runtime(e)))?,
+        ),
+        Runtime::Static(replicas) => Arc::new(StaticRuntime::new(replicas.clone())),
     };
     let pool = ReplicaPool::new(
         PoolSettings {
@@ -90,6 +98,7 @@ pub async fn run(
             max_per_call: config.max_per_call,
             backoff_initial: config.backoff_initial,
             backoff_max: config.backoff_max,
+            fresh_names: config.fresh_names,
         },
         runtime,
     )?;

@@ -8,6 +8,7 @@
 //! hostname, so it keeps its place on the ring and its keys come back to it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub struct PoolSettings {
     pub backoff_initial: Duration,
     /// Cap of the respawn delay.
     pub backoff_max: Duration,
+    /// Respawned replicas get a new generated name (`Server-4f2a`) instead of their own.
+    pub fresh_names: bool,
 }
 
 /// Why an admin call was refused. Nothing changed when one is returned.
@@ -180,22 +183,66 @@ impl ReplicaPool {
         self: &Arc<Self>,
         n: usize,
         names: Vec<NodeId>,
+        addresses: Vec<SocketAddr>,
     ) -> Result<Vec<NodeId>, AdminError> {
-        self.add_capped(n, names, self.settings.max_per_call).await
+        self.add_capped(n, names, addresses, self.settings.max_per_call)
+            .await
     }
 
-    /// Starts the `n` boot replicas (`server1..`), above the per-call cap if need be.
+    /// Boots the pool: adopts the replicas the runtime finds running (this daemon's
+    /// containers, the static list), restarts the dead ones it finds under their names,
+    /// then starts new replicas (`server1..`) until there are `n`, above the per-call
+    /// cap if need be.
     ///
     /// # Errors
-    /// As [`add`](Self::add).
+    /// As [`add`](Self::add), or when the runtime cannot be asked.
     pub async fn boot(self: &Arc<Self>, n: usize) -> Result<Vec<NodeId>, AdminError> {
-        self.add_capped(n, Vec::new(), MAX_REPLICAS).await
+        let adopted = self.runtime.adopt().await?;
+        {
+            let mut state = self.lock();
+            let now = Instant::now();
+            for (name, instance) in adopted.running {
+                if state.members.contains_key(&name) {
+                    continue;
+                }
+                let _ = Arc::make_mut(&mut state.ring).add(name.clone(), 1);
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                let member = self.member(seq, instance, now);
+                state.members.insert(name, member);
+            }
+            self.publish(&state);
+        }
+        if !adopted.dead.is_empty() {
+            let dead = adopted.dead.len();
+            self.add_capped(dead, adopted.dead, Vec::new(), MAX_REPLICAS)
+                .await?;
+        }
+        let have = self.lock().members.len();
+        if n > have && self.runtime.respawns() {
+            self.add_capped(n - have, Vec::new(), Vec::new(), MAX_REPLICAS)
+                .await?;
+        }
+        Ok(self.names())
+    }
+
+    /// A fresh, Up member around `instance`.
+    fn member(&self, seq: u64, instance: Instance, now: Instant) -> Member {
+        Member {
+            seq,
+            instance: Some(instance),
+            health: HealthState::new(self.settings.health, Status::Up, now),
+            respawning: false,
+            started: now,
+            backoff: Duration::ZERO,
+        }
     }
 
     async fn add_capped(
         self: &Arc<Self>,
         n: usize,
         names: Vec<NodeId>,
+        addresses: Vec<SocketAddr>,
         cap: usize,
     ) -> Result<Vec<NodeId>, AdminError> {
         let _admin = self.admin.lock().await;
@@ -216,9 +263,10 @@ impl ReplicaPool {
             generate_names(&state.members, names, n)
         };
         let mut started = JoinSet::new();
-        for name in chosen.clone() {
+        for (i, name) in chosen.clone().into_iter().enumerate() {
             let runtime = Arc::clone(&self.runtime);
-            started.spawn(async move { (name.clone(), runtime.spawn(&name).await) });
+            let address = addresses.get(i).copied();
+            started.spawn(async move { (name.clone(), runtime.spawn(&name, address).await) });
         }
         let mut ready = Vec::with_capacity(n);
         let mut failure = None;
@@ -254,17 +302,7 @@ impl ReplicaPool {
             let seq = state.next_seq;
             state.next_seq += 1;
             tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica added");
-            state.members.insert(
-                name,
-                Member {
-                    seq,
-                    instance: Some(instance),
-                    health: HealthState::new(self.settings.health, Status::Up, now),
-                    respawning: false,
-                    started: now,
-                    backoff: Duration::ZERO,
-                },
-            );
+            state.members.insert(name, self.member(seq, instance, now));
         }
         self.publish(&state);
         Ok(chosen)
@@ -383,6 +421,13 @@ impl ReplicaPool {
                 .filter_map(|(name, m)| m.instance.map(|i| (name, i.id)))
                 .collect()
         };
+        if self.runtime.keeps_replicas_on_shutdown() {
+            tracing::info!(
+                replicas = instances.len(),
+                "leaving replicas running for the next daemon to adopt"
+            );
+            return;
+        }
         for (name, instance) in instances {
             self.runtime.stop(instance).await;
             tracing::info!(replica = %name, "replica stopped");
@@ -429,9 +474,14 @@ impl ReplicaPool {
             {
                 return;
             }
-            match self.runtime.spawn(&name).await {
+            let target = if self.settings.fresh_names {
+                self.fresh_name()
+            } else {
+                name.clone()
+            };
+            match self.runtime.spawn(&target, None).await {
                 Ok(instance) => {
-                    if !self.install(&name, instance) {
+                    if !self.install(&name, &target, instance) {
                         self.runtime.stop(instance.id).await;
                     }
                     return;
@@ -445,26 +495,46 @@ impl ReplicaPool {
         }
     }
 
-    /// Puts a respawned `instance` in place of `name`'s old one; false if the member
-    /// was removed (or the daemon is stopping) meanwhile, and the instance is unwanted.
-    fn install(&self, name: &NodeId, instance: Instance) -> bool {
+    /// Puts a respawned `instance` (named `target`: `name` itself, or a fresh name) in
+    /// place of `name`'s old one; false if the member was removed (or the daemon is
+    /// stopping) meanwhile, and the instance is unwanted.
+    fn install(&self, name: &NodeId, target: &NodeId, instance: Instance) -> bool {
         let mut state = self.lock();
         let stopping = self.shutting_down.load(Ordering::SeqCst);
-        let Some(member) = state
-            .members
-            .get_mut(name)
-            .filter(|m| m.respawning && !stopping)
-        else {
+        let wanted = state.members.get(name).is_some_and(|m| m.respawning) && !stopping;
+        if !wanted {
+            return false;
+        }
+        let now = Instant::now();
+        let Some(old) = state.members.remove(name) else {
             return false;
         };
-        let now = Instant::now();
-        member.instance = Some(instance);
-        member.respawning = false;
-        member.started = now;
-        member.health = HealthState::new(self.settings.health, Status::Up, now);
-        tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica respawned");
+        let mut member = self.member(old.seq, instance, now);
+        member.backoff = old.backoff;
+        if target != name {
+            let ring = Arc::make_mut(&mut state.ring);
+            let _ = ring.remove(name.as_str());
+            let _ = ring.add(target.clone(), 1);
+            tracing::info!(old = %name, replica = %target, addr = %instance.addr, instance = %instance.id, "replica respawned under a new name");
+        } else {
+            tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica respawned");
+        }
+        state.members.insert(target.clone(), member);
         self.publish(&state);
         true
+    }
+
+    /// A `Server-xxxx` name (4 hex digits) not in use, as the Python balancer made.
+    fn fresh_name(&self) -> NodeId {
+        let state = self.lock();
+        loop {
+            let candidate = format!("Server-{:04x}", fastrand::u16(..));
+            if !state.members.contains_key(candidate.as_str())
+                && let Ok(id) = NodeId::new(candidate)
+            {
+                return id;
+            }
+        }
     }
 
     fn publish(&self, state: &State) {

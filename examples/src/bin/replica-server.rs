@@ -8,6 +8,10 @@
 //! `ID` comes from `--id` or `SERVER_ID` (default `unknown`), the port from `--port` or
 //! `PORT` (default 8080), the address from `--host` (default `0.0.0.0`). It serves
 //! until SIGINT or SIGTERM and exits 0; it exits 1 if it cannot bind.
+//!
+//! For failure drills, `--exit-after-ms MS` (or `EXIT_AFTER_MS`) makes it exit with
+//! status 3 that many milliseconds after it starts listening, like a replica that
+//! keeps crashing.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +41,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
+    /// Exit with status 3 this many milliseconds after starting (failure drills).
+    #[arg(long, env = "EXIT_AFTER_MS")]
+    exit_after_ms: Option<u64>,
 }
 
 /// The response to `method path` from the replica called `id`.
@@ -79,9 +86,20 @@ async fn main() -> ExitCode {
     let id: Arc<str> = Arc::from(args.id);
     let stop = stop_signal();
     tokio::pin!(stop);
+    let crash = async move {
+        match args.exit_after_ms {
+            Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(crash);
     loop {
         let stream = tokio::select! {
             _ = &mut stop => return ExitCode::SUCCESS,
+            _ = &mut crash => {
+                eprintln!("replica-server {id}: exiting as asked by --exit-after-ms");
+                return ExitCode::from(3);
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(_) => continue,

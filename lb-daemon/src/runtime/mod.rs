@@ -2,9 +2,16 @@
 //!
 //! The daemon asks a [`ReplicaRuntime`] for an [`Instance`] of a replica by hostname;
 //! the runtime reports instances that end on their own through [`RuntimeEvent`]s, so
-//! the daemon can respawn them faster than heartbeats would notice. This issue's
-//! runtime is [`process::ProcessRuntime`] (child processes).
+//! the daemon can respawn them faster than heartbeats would notice.
+//!
+//! | runtime | replicas are | respawn | on daemon start | on daemon stop |
+//! |---|---|---|---|---|
+//! | [`process::ProcessRuntime`] (default) | child processes | yes | starts `replicas` | stops them |
+//! | [`docker::DockerRuntime`] | containers on a bridge network | yes | adopts its labelled containers | leaves them (or stops them with `stop_on_shutdown`) |
+//! | [`fixed::StaticRuntime`] | addresses someone else runs | no: Down until heartbeats rise | the configured list | nothing |
 
+pub mod docker;
+pub mod fixed;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -44,9 +51,44 @@ pub enum RuntimeEvent {
     },
 }
 
+/// Replicas a runtime found at start: those to keep, and the names of dead ones to
+/// replace.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    /// Running replicas, with their instances.
+    pub running: Vec<(NodeId, Instance)>,
+    /// Replicas found dead (already cleaned up) that should be started again.
+    pub dead: Vec<NodeId>,
+}
+
 /// Why a runtime could not start a replica.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The container engine does not answer.
+    #[error("cannot reach the Docker engine ({0}); is dockerd running and DOCKER_HOST right?")]
+    EngineUnreachable(String),
+    /// The replica image is not in the engine.
+    #[error("image {0} is not in the Docker engine; build it with examples/docker/build-images.sh")]
+    ImageMissing(String),
+    /// A container with the replica's name exists and is not this daemon's.
+    #[error("container name {0} is taken by a container this daemon does not own")]
+    NameTaken(String),
+    /// Any other engine error.
+    #[error("Docker engine error for {what}: {message}")]
+    Engine {
+        /// What was being done.
+        what: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// The static runtime needs an address for each new replica.
+    #[error("replica {0} needs an address: the static runtime runs no replicas itself")]
+    AddressRequired(NodeId),
+    /// Only the static runtime takes addresses.
+    #[error(
+        "'addresses' is only for runtime.kind = \"static\"; this runtime starts replicas itself"
+    )]
+    AddressNotAccepted,
     /// The program could not be started.
     #[error("cannot start replica {name}: {source}")]
     Spawn {
@@ -73,16 +115,39 @@ pub enum RuntimeError {
     },
 }
 
-/// Starts and stops replicas. Implementations: child processes (here), Docker and
-/// static addresses (later).
+/// Starts and stops replicas: child processes, Docker containers, or static addresses.
 #[async_trait]
 pub trait ReplicaRuntime: Send + Sync + std::fmt::Debug {
-    /// Starts a replica under hostname `name` and returns once it accepts connections.
+    /// Starts a replica under hostname `name` (at `address`, for the static runtime)
+    /// and returns once it accepts connections.
     ///
     /// # Errors
     /// [`RuntimeError`] when it cannot be started or is not ready in time; nothing is
     /// left running then.
-    async fn spawn(&self, name: &NodeId) -> Result<Instance, RuntimeError>;
+    async fn spawn(
+        &self,
+        name: &NodeId,
+        address: Option<SocketAddr>,
+    ) -> Result<Instance, RuntimeError>;
+
+    /// Replicas that already run at daemon start (this daemon's containers, the
+    /// configured static list). Default: none.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] when the runtime cannot be asked.
+    async fn adopt(&self) -> Result<Adopted, RuntimeError> {
+        Ok(Adopted::default())
+    }
+
+    /// Whether a Down replica is replaced (true) or left to rise again (static).
+    fn respawns(&self) -> bool {
+        true
+    }
+
+    /// Whether replicas stay running when the daemon stops, for the next daemon to adopt.
+    fn keeps_replicas_on_shutdown(&self) -> bool {
+        false
+    }
 
     /// Stops an instance and waits for it to end. Unknown or ended instances are
     /// ignored. No [`RuntimeEvent`] is sent for an instance stopped this way.

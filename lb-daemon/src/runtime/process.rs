@@ -119,7 +119,14 @@ impl ProcessRuntime {
 
 #[async_trait]
 impl ReplicaRuntime for ProcessRuntime {
-    async fn spawn(&self, name: &NodeId) -> Result<Instance, RuntimeError> {
+    async fn spawn(
+        &self,
+        name: &NodeId,
+        address: Option<SocketAddr>,
+    ) -> Result<Instance, RuntimeError> {
+        if address.is_some() {
+            return Err(RuntimeError::AddressNotAccepted);
+        }
         let mut attempt = 1;
         let (mut child, addr) = loop {
             match self.start_once(name).await {

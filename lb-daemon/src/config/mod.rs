@@ -22,12 +22,13 @@
 //! rise = 2
 //! fall = 3
 //!
-//! [runtime]
+//! [runtime]                   # see `Runtime` for "docker" and "static"
 //! kind = "process"
 //! command = ["/path/to/replica-server", "--host", "127.0.0.1"]  # default: replica-server beside lb-daemon
 //! ready_timeout_ms = 5000
 //!
 //! [respawn]
+//! naming = "same"             # or "fresh": replacements get new names (Server-4f2a)
 //! backoff_initial_ms = 500
 //! backoff_max_ms = 30000
 //!
@@ -46,6 +47,10 @@ use lb_core::{HashAlgorithm, HealthConfig};
 use serde::Deserialize;
 
 use crate::key::KeySource;
+
+mod runtime;
+
+pub use runtime::{Runtime, RuntimeFile, StaticReplicaFile};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -133,22 +138,12 @@ pub struct HeartbeatFile {
     pub fall: Option<u64>,
 }
 
-/// `[runtime]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuntimeFile {
-    /// `"process"`.
-    pub kind: Option<String>,
-    /// Program and arguments; `{name}` and `{port}` are substituted.
-    pub command: Option<Vec<String>>,
-    /// How long a new replica has to accept connections, ms.
-    pub ready_timeout_ms: Option<u64>,
-}
-
 /// `[respawn]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RespawnFile {
+    /// `"same"` (default: the replacement keeps the hostname) or `"fresh"`.
+    pub naming: Option<String>,
     /// First retry delay after a failed respawn, ms.
     pub backoff_initial_ms: Option<u64>,
     /// Cap of the retry delay, ms.
@@ -192,6 +187,8 @@ pub struct Config {
     pub heartbeat: Heartbeat,
     /// Replica runtime settings.
     pub runtime: Runtime,
+    /// Respawned replicas get new generated names (`respawn.naming = "fresh"`).
+    pub fresh_names: bool,
     /// Respawn backoff: first delay.
     pub backoff_initial: Duration,
     /// Respawn backoff: cap.
@@ -213,18 +210,6 @@ pub struct Heartbeat {
     pub timeout: Duration,
     /// Rise/fall thresholds.
     pub health: HealthConfig,
-}
-
-/// Validated `[runtime]`.
-#[derive(Debug, Clone)]
-pub enum Runtime {
-    /// Child processes of the daemon.
-    Process {
-        /// Program then arguments, with `{name}` / `{port}` placeholders.
-        command: Vec<String>,
-        /// Readiness deadline for a new replica.
-        ready_timeout: Duration,
-    },
 }
 
 impl Config {
@@ -336,7 +321,7 @@ impl Config {
             )
         })?;
 
-        let runtime = validate_runtime(file.runtime)?;
+        let runtime = runtime::validate(file.runtime)?;
         let backoff_initial = ms(
             "respawn.backoff_initial_ms",
             file.respawn.backoff_initial_ms,
@@ -373,6 +358,17 @@ impl Config {
                 health,
             },
             runtime,
+            fresh_names: match file.respawn.naming.as_deref() {
+                None | Some("same") => false,
+                Some("fresh") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        "respawn.naming",
+                        other,
+                        "expected \"same\" or \"fresh\"",
+                    ));
+                }
+            },
             backoff_initial,
             backoff_max,
             connect_timeout: ms(
@@ -393,52 +389,7 @@ impl Config {
     }
 }
 
-fn validate_runtime(file: RuntimeFile) -> Result<Runtime, ConfigError> {
-    let kind = file.kind.unwrap_or_else(|| "process".into());
-    if kind != "process" {
-        return Err(invalid("runtime.kind", &kind, "expected \"process\""));
-    }
-    let command = match file.command {
-        Some(command) if command.is_empty() || command[0].is_empty() => {
-            return Err(invalid("runtime.command", "[]", "needs a program"));
-        }
-        Some(command) => command,
-        None => vec![
-            default_replica_program()?.to_string_lossy().into_owned(),
-            "--host".into(),
-            "127.0.0.1".into(),
-        ],
-    };
-    Ok(Runtime::Process {
-        command,
-        ready_timeout: ms(
-            "runtime.ready_timeout_ms",
-            file.ready_timeout_ms,
-            5000,
-            10,
-            600_000,
-        )?,
-    })
-}
-
-/// `replica-server` in the directory of the running `lb-daemon` (cargo puts both in
-/// `target/<profile>/`).
-fn default_replica_program() -> Result<PathBuf, ConfigError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| invalid("runtime.command", "<default>", e.to_string()))?;
-    let program = exe.with_file_name(format!("replica-server{}", std::env::consts::EXE_SUFFIX));
-    if program.is_file() {
-        Ok(program)
-    } else {
-        Err(invalid(
-            "runtime.command",
-            &program.display().to_string(),
-            "the default replica program is missing; build it with `cargo build --release -p lb-examples` or set runtime.command",
-        ))
-    }
-}
-
-fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         value: value.to_string(),
@@ -446,7 +397,7 @@ fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> ConfigE
     }
 }
 
-fn ranged<T: TryFrom<u64>>(
+pub(crate) fn ranged<T: TryFrom<u64>>(
     key: &'static str,
     value: Option<u64>,
     default: u64,
@@ -464,7 +415,7 @@ fn ranged<T: TryFrom<u64>>(
     T::try_from(value).map_err(|_| invalid(key, &value.to_string(), "too large for this machine"))
 }
 
-fn ms(
+pub(crate) fn ms(
     key: &'static str,
     value: Option<u64>,
     default: u64,

@@ -1,0 +1,334 @@
+//! `[runtime]`: how replicas run. One table, three kinds; keys of another kind are
+//! refused by name.
+//!
+//! ```toml
+//! [runtime]                      # child processes (default)
+//! kind = "process"
+//! command = ["/path/replica-server", "--host", "127.0.0.1"]   # {name}, {port} substituted
+//! ready_timeout_ms = 5000
+//!
+//! [runtime]                      # Docker containers
+//! kind = "docker"
+//! image = "lb-replica:latest"
+//! network = "lb-net"             # user-defined bridge, created when missing
+//! name_prefix = ""               # container name = prefix + hostname
+//! owner = "lb-daemon"            # value of the io.consistent-lb.owner label
+//! port = 8080                    # replica port inside the container
+//! address = "container-ip"       # or "alias" when the daemon runs on the network
+//! stop_on_shutdown = false       # true: remove replicas when the daemon stops
+//! memory_mb = 256                # optional limits
+//! cpus = 0.5
+//! env = { LOG = "info" }         # extra environment for every replica
+//! replica_env = { server2 = { EXIT_AFTER_MS = "1500" } }   # per hostname
+//!
+//! [runtime]                      # addresses someone else runs
+//! kind = "static"
+//! [[runtime.replicas]]
+//! name = "api1"
+//! address = "10.0.0.7:8080"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lb_core::NodeId;
+use serde::Deserialize;
+
+use super::{ConfigError, invalid, ms, ranged};
+use crate::runtime::docker::{AddressMode, DockerSettings};
+
+/// `[runtime]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeFile {
+    /// `"process"`, `"docker"` or `"static"`.
+    pub kind: Option<String>,
+    /// Process: program and arguments.
+    pub command: Option<Vec<String>>,
+    /// Process and Docker: readiness deadline, ms.
+    pub ready_timeout_ms: Option<u64>,
+    /// Docker: image.
+    pub image: Option<String>,
+    /// Docker: network.
+    pub network: Option<String>,
+    /// Docker: container name prefix.
+    pub name_prefix: Option<String>,
+    /// Docker: owner label value.
+    pub owner: Option<String>,
+    /// Docker: replica port in the container.
+    pub port: Option<u64>,
+    /// Docker: `"container-ip"` or `"alias"`.
+    pub address: Option<String>,
+    /// Docker: remove replicas on shutdown.
+    pub stop_on_shutdown: Option<bool>,
+    /// Docker: memory limit, MiB.
+    pub memory_mb: Option<u64>,
+    /// Docker: CPU limit, CPUs.
+    pub cpus: Option<f64>,
+    /// Docker: environment for every replica.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Docker: environment per hostname.
+    pub replica_env: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Static: the replicas.
+    pub replicas: Option<Vec<StaticReplicaFile>>,
+}
+
+/// One `[[runtime.replicas]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticReplicaFile {
+    /// Hostname on the ring.
+    pub name: String,
+    /// `ip:port` where it listens.
+    pub address: String,
+}
+
+/// Validated `[runtime]`.
+#[derive(Debug, Clone)]
+pub enum Runtime {
+    /// Child processes of the daemon.
+    Process {
+        /// Program then arguments, with `{name}` / `{port}` placeholders.
+        command: Vec<String>,
+        /// Readiness deadline for a new replica.
+        ready_timeout: Duration,
+    },
+    /// Docker containers.
+    Docker(DockerSettings),
+    /// Fixed addresses.
+    Static(Vec<(NodeId, SocketAddr)>),
+}
+
+/// Refuses a key that belongs to another kind.
+fn only_for(kind: &str, set: bool, key: &'static str, owner: &str) -> Result<(), ConfigError> {
+    if set && kind != owner {
+        return Err(invalid(
+            key,
+            "(set)",
+            format!("only applies to runtime.kind = \"{owner}\""),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `[runtime]`.
+pub(super) fn validate(file: RuntimeFile) -> Result<Runtime, ConfigError> {
+    let kind = file.kind.clone().unwrap_or_else(|| "process".into());
+    only_for(&kind, file.command.is_some(), "runtime.command", "process")?;
+    for (set, key) in [
+        (file.image.is_some(), "runtime.image"),
+        (file.network.is_some(), "runtime.network"),
+        (file.name_prefix.is_some(), "runtime.name_prefix"),
+        (file.owner.is_some(), "runtime.owner"),
+        (file.port.is_some(), "runtime.port"),
+        (file.address.is_some(), "runtime.address"),
+        (file.stop_on_shutdown.is_some(), "runtime.stop_on_shutdown"),
+        (file.memory_mb.is_some(), "runtime.memory_mb"),
+        (file.cpus.is_some(), "runtime.cpus"),
+        (file.env.is_some(), "runtime.env"),
+        (file.replica_env.is_some(), "runtime.replica_env"),
+    ] {
+        only_for(&kind, set, key, "docker")?;
+    }
+    only_for(&kind, file.replicas.is_some(), "runtime.replicas", "static")?;
+    let ready_timeout = ms(
+        "runtime.ready_timeout_ms",
+        file.ready_timeout_ms,
+        5000,
+        10,
+        600_000,
+    )?;
+    match kind.as_str() {
+        "process" => process(file.command, ready_timeout),
+        "docker" => docker(file, ready_timeout).map(Runtime::Docker),
+        "static" => fixed(file.replicas.unwrap_or_default()),
+        other => Err(invalid(
+            "runtime.kind",
+            other,
+            "expected \"process\", \"docker\" or \"static\"",
+        )),
+    }
+}
+
+fn process(command: Option<Vec<String>>, ready_timeout: Duration) -> Result<Runtime, ConfigError> {
+    let command = match command {
+        Some(command) if command.is_empty() || command[0].is_empty() => {
+            return Err(invalid("runtime.command", "[]", "needs a program"));
+        }
+        Some(command) => command,
+        None => vec![
+            default_replica_program()?.to_string_lossy().into_owned(),
+            "--host".into(),
+            "127.0.0.1".into(),
+        ],
+    };
+    Ok(Runtime::Process {
+        command,
+        ready_timeout,
+    })
+}
+
+/// A Docker object name: 1–128 of `[a-zA-Z0-9_.-]`, starting alphanumeric.
+fn docker_name(key: &'static str, value: &str, allow_empty: bool) -> Result<String, ConfigError> {
+    let mut chars = value.chars();
+    let ok = (allow_empty && value.is_empty())
+        || (value.len() <= 128
+            && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            key,
+            value,
+            "use letters, digits, '_', '.', '-', starting with a letter or digit",
+        ))
+    }
+}
+
+fn docker(file: RuntimeFile, ready_timeout: Duration) -> Result<DockerSettings, ConfigError> {
+    let address = match file.address.as_deref() {
+        None | Some("container-ip") => AddressMode::ContainerIp,
+        Some("alias") => AddressMode::Alias,
+        Some(other) => {
+            return Err(invalid(
+                "runtime.address",
+                other,
+                "expected \"container-ip\" or \"alias\"",
+            ));
+        }
+    };
+    let image = file.image.unwrap_or_else(|| "lb-replica:latest".into());
+    if image.is_empty() || image.contains(char::is_whitespace) {
+        return Err(invalid(
+            "runtime.image",
+            &image,
+            "must be an image reference like lb-replica:latest",
+        ));
+    }
+    let nano_cpus = match file.cpus {
+        None => None,
+        Some(cpus) if cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0 => Some((cpus * 1e9) as i64),
+        Some(cpus) => {
+            return Err(invalid(
+                "runtime.cpus",
+                &cpus.to_string(),
+                "must be in (0, 1024]",
+            ));
+        }
+    };
+    let memory_bytes = match file.memory_mb {
+        None => None,
+        Some(mb) => Some(ranged::<i64>("runtime.memory_mb", Some(mb), 0, 6, 1 << 20)? << 20),
+    };
+    Ok(DockerSettings {
+        image,
+        network: docker_name(
+            "runtime.network",
+            file.network.as_deref().unwrap_or("lb-net"),
+            false,
+        )?,
+        name_prefix: docker_name(
+            "runtime.name_prefix",
+            file.name_prefix.as_deref().unwrap_or(""),
+            true,
+        )?,
+        owner: docker_name(
+            "runtime.owner",
+            file.owner.as_deref().unwrap_or("lb-daemon"),
+            false,
+        )?,
+        port: ranged("runtime.port", file.port, 8080, 1, 65_535)?,
+        address,
+        env: file.env.unwrap_or_default(),
+        replica_env: file.replica_env.unwrap_or_default(),
+        memory_bytes,
+        nano_cpus,
+        stop_on_shutdown: file.stop_on_shutdown.unwrap_or(false),
+        ready_timeout,
+    })
+}
+
+fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
+    let mut replicas: Vec<(NodeId, SocketAddr)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let name = NodeId::new(entry.name.as_str())
+            .map_err(|e| invalid("runtime.replicas.name", &entry.name, e.to_string()))?;
+        let address = entry.address.parse().map_err(|_| {
+            invalid(
+                "runtime.replicas.address",
+                &entry.address,
+                "expected ip:port",
+            )
+        })?;
+        if replicas.iter().any(|(n, _)| *n == name) {
+            return Err(invalid(
+                "runtime.replicas.name",
+                &entry.name,
+                "listed twice",
+            ));
+        }
+        replicas.push((name, address));
+    }
+    Ok(Runtime::Static(replicas))
+}
+
+/// `replica-server` in the directory of the running `lb-daemon` (cargo puts both in
+/// `target/<profile>/`).
+fn default_replica_program() -> Result<PathBuf, ConfigError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| invalid("runtime.command", "<default>", e.to_string()))?;
+    let program = exe.with_file_name(format!("replica-server{}", std::env::consts::EXE_SUFFIX));
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(invalid(
+            "runtime.command",
+            &program.display().to_string(),
+            "the default replica program is missing; build it with `cargo build --release -p lb-examples` or set runtime.command",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn docker_and_static_runtimes_validate_and_foreign_keys_are_named() {
+        let docker = Config::parse("[runtime]\nkind = \"docker\"\nimage = \"img:1\"\naddress = \"alias\"\ncpus = 0.5\nmemory_mb = 64\n[runtime.replica_env.s1]\nX = \"1\"\n").unwrap();
+        assert!(
+            matches!(docker.runtime, super::Runtime::Docker(ref d) if d.nano_cpus == Some(500_000_000) && d.memory_bytes == Some(64 << 20))
+        );
+        let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\n").unwrap();
+        assert!(matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1));
+        for (text, key) in [
+            (
+                "[runtime]\nkind = \"process\"\nimage = \"x\"\ncommand = [\"/bin/true\"]",
+                "runtime.image",
+            ),
+            (
+                "[runtime]\nkind = \"docker\"\nnetwork = \"bad net\"",
+                "runtime.network",
+            ),
+            (
+                "[runtime]\nkind = \"docker\"\naddress = \"dns\"",
+                "runtime.address",
+            ),
+            (
+                "[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"nowhere\"",
+                "runtime.replicas.address",
+            ),
+            ("[runtime]\nkind = \"vm\"", "runtime.kind"),
+            (
+                "[respawn]\nnaming = \"new\"\n[runtime]\ncommand = [\"/bin/true\"]",
+                "respawn.naming",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The Docker runtime (crate `bollard`, over `/var/run/docker.sock` or `DOCKER_HOST`):
+//! each replica is a container of `runtime.image` on the user-defined bridge network
+//! `runtime.network` (created when missing).
+//!
+//! - Container name: `runtime.name_prefix` + hostname; network alias: the hostname;
+//!   environment: `SERVER_ID=<hostname>`, `PORT=<runtime.port>`, then `runtime.env`
+//!   and `runtime.replica_env.<hostname>`; labels `io.consistent-lb.owner =
+//!   <runtime.owner>` and `io.consistent-lb.replica = <hostname>`. The daemon only
+//!   touches containers with its owner label.
+//! - Address: the container's IP on the network (`address = "container-ip"`, for a
+//!   daemon on the host), or the alias resolved by Docker's DNS (`address = "alias"`,
+//!   for a daemon in a container on the same network).
+//! - Exits: the engine's `die`, `oom` and `stop` events for this daemon's containers
+//!   become [`RuntimeEvent::Exited`] at once, faster than heartbeats.
+//! - Adoption: at start, running containers with the owner label are taken back;
+//!   exited ones are removed and replaced.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::{
+    Config, CreateContainerOptions, ListContainersOptions, NetworkingConfig,
+    RemoveContainerOptions, StartContainerOptions,
+};
+use bollard::errors::Error as BollardError;
+use bollard::models::{EndpointSettings, HostConfig};
+use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
+use bollard::system::EventsOptions;
+use futures_util::StreamExt;
+use lb_core::NodeId;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep};
+
+use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
+
+/// Label naming the daemon that owns a container.
+pub const OWNER_LABEL: &str = "io.consistent-lb.owner";
+/// Label holding a container's replica hostname.
+pub const REPLICA_LABEL: &str = "io.consistent-lb.replica";
+
+/// How the daemon reaches a replica container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressMode {
+    /// The container's IP address on the network (daemon on the host).
+    ContainerIp,
+    /// The hostname alias, resolved by Docker's DNS (daemon in a container).
+    Alias,
+}
+
+/// Validated `[runtime]` settings of the Docker runtime.
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    /// Replica image, e.g. `lb-replica:latest`.
+    pub image: String,
+    /// User-defined bridge network.
+    pub network: String,
+    /// Prefix of container names.
+    pub name_prefix: String,
+    /// Value of the owner label.
+    pub owner: String,
+    /// Port the replica listens on inside its container.
+    pub port: u16,
+    /// How replicas are reached.
+    pub address: AddressMode,
+    /// Extra environment for every replica.
+    pub env: BTreeMap<String, String>,
+    /// Extra environment per hostname.
+    pub replica_env: BTreeMap<String, BTreeMap<String, String>>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+    /// CPU limit in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// Remove replicas when the daemon stops (else leave them for adoption).
+    pub stop_on_shutdown: bool,
+    /// How long a new container has to accept connections.
+    pub ready_timeout: Duration,
+}
+
+/// Containers this daemon started or adopted, both ways.
+#[derive(Debug, Default)]
+struct Registry {
+    by_instance: HashMap<InstanceId, String>,
+    by_container: HashMap<String, InstanceId>,
+}
+
+/// Runs replicas as Docker containers.
+#[derive(Debug)]
+pub struct DockerRuntime {
+    docker: Docker,
+    settings: DockerSettings,
+    next_id: AtomicU64,
+    registry: Arc<Mutex<Registry>>,
+}
+
+fn engine(what: impl Into<String>) -> impl FnOnce(BollardError) -> RuntimeError {
+    let what = what.into();
+    move |e| RuntimeError::Engine {
+        what,
+        message: e.to_string(),
+    }
+}
+
+fn status_of(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+impl DockerRuntime {
+    /// Connects to the engine, checks the image, creates the network if missing and
+    /// starts watching container events (sent on `events`).
+    ///
+    /// # Errors
+    /// [`RuntimeError::EngineUnreachable`], [`RuntimeError::ImageMissing`], or an
+    /// engine error creating the network.
+    pub async fn connect(
+        settings: DockerSettings,
+        events: mpsc::UnboundedSender<RuntimeEvent>,
+    ) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| RuntimeError::EngineUnreachable(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| RuntimeError::EngineUnreachable(e.to_string()))?;
+        if let Err(e) = docker.inspect_image(&settings.image).await {
+            return Err(match status_of(&e) {
+                Some(404) => RuntimeError::ImageMissing(settings.image.clone()),
+                _ => engine(format!("image {}", settings.image))(e),
+            });
+        }
+        let network = docker
+            .inspect_network(&settings.network, None::<InspectNetworkOptions<String>>)
+            .await;
+        if let Err(e) = network {
+            if status_of(&e) != Some(404) {
+                return Err(engine(format!("network {}", settings.network))(e));
+            }
+            docker
+                .create_network(CreateNetworkOptions {
+                    name: settings.network.clone(),
+                    driver: "bridge".to_string(),
+                    labels: HashMap::from([(OWNER_LABEL.to_string(), settings.owner.clone())]),
+                    ..Default::default()
+                })
+                .await
+                .map_err(engine(format!("creating network {}", settings.network)))?;
+            tracing::info!(network = %settings.network, "created Docker network");
+        }
+        let runtime = Self {
+            docker,
+            settings,
+            next_id: AtomicU64::new(1),
+            registry: Arc::new(Mutex::new(Registry::default())),
+        };
+        runtime.watch_events(events);
+        Ok(runtime)
+    }
+
+    /// Forwards `die`/`oom`/`stop` events of registered containers, reconnecting to
+    /// the event stream if it breaks.
+    fn watch_events(&self, events: mpsc::UnboundedSender<RuntimeEvent>) {
+        let docker = self.docker.clone();
+        let registry = Arc::clone(&self.registry);
+        let owner = format!("{OWNER_LABEL}={}", self.settings.owner);
+        tokio::spawn(async move {
+            loop {
+                let filters = HashMap::from([
+                    ("type".to_string(), vec!["container".to_string()]),
+                    ("label".to_string(), vec![owner.clone()]),
+                    (
+                        "event".to_string(),
+                        vec!["die".into(), "oom".into(), "stop".into()],
+                    ),
+                ]);
+                let mut stream = docker.events(Some(EventsOptions {
+                    filters,
+                    ..Default::default()
+                }));
+                while let Some(event) = stream.next().await {
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Docker event stream failed");
+                            break;
+                        }
+                    };
+                    let Some(actor) = event.actor else { continue };
+                    let Some(container) = actor.id else { continue };
+                    let instance = lock(&registry).by_container.get(&container).copied();
+                    if let Some(instance) = instance {
+                        let action = event.action.unwrap_or_default();
+                        let code = actor
+                            .attributes
+                            .and_then(|a| a.get("exitCode").cloned())
+                            .unwrap_or_else(|| "?".into());
+                        let reason = format!("docker {action} (exit code {code})");
+                        if events
+                            .send(RuntimeEvent::Exited { instance, reason })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                if events.is_closed() {
+                    return;
+                }
+                sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    fn register(&self, container: String, addr: SocketAddr) -> Instance {
+        let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut registry = lock(&self.registry);
+        registry.by_container.insert(container.clone(), id);
+        registry.by_instance.insert(id, container);
+        Instance { id, addr }
+    }
+
+    async fn remove(&self, container: &str) {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.docker.remove_container(container, Some(options)).await
+            && status_of(&e) != Some(404)
+        {
+            tracing::warn!(container, error = %e, "cannot remove container");
+        }
+    }
+
+    /// The address of a running container, per [`AddressMode`].
+    async fn address_of(&self, container: &str, name: &str) -> Result<SocketAddr, RuntimeError> {
+        match self.settings.address {
+            AddressMode::Alias => tokio::net::lookup_host((name, self.settings.port))
+                .await
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| RuntimeError::Engine {
+                    what: format!("resolving {name}"),
+                    message: "no address for the alias on this network".into(),
+                }),
+            AddressMode::ContainerIp => {
+                let inspect = self
+                    .docker
+                    .inspect_container(container, None)
+                    .await
+                    .map_err(engine(format!("inspecting {container}")))?;
+                let ip = inspect
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|mut n| n.remove(&self.settings.network))
+                    .and_then(|e| e.ip_address)
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                    .ok_or_else(|| RuntimeError::Engine {
+                        what: format!("inspecting {container}"),
+                        message: format!("no IP address on network {}", self.settings.network),
+                    })?;
+                Ok(SocketAddr::new(ip, self.settings.port))
+            }
+        }
+    }
+
+    /// Waits until `addr` accepts connections, failing early if the container ends.
+    async fn wait_ready(
+        &self,
+        container: &str,
+        name: &NodeId,
+        addr: SocketAddr,
+    ) -> Result<(), RuntimeError> {
+        let deadline = Instant::now() + self.settings.ready_timeout;
+        loop {
+            if TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            let state = self
+                .docker
+                .inspect_container(container, None)
+                .await
+                .ok()
+                .and_then(|i| i.state);
+            if let Some(state) = state
+                && state.running == Some(false)
+            {
+                return Err(RuntimeError::ExitedEarly {
+                    name: name.clone(),
+                    reason: format!(
+                        "container exited with code {}",
+                        state.exit_code.unwrap_or(-1)
+                    ),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::NotReady {
+                    name: name.clone(),
+                    after: self.settings.ready_timeout,
+                });
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn container_config(&self, name: &NodeId) -> Config<String> {
+        let mut env = vec![
+            format!("SERVER_ID={name}"),
+            format!("PORT={}", self.settings.port),
+        ];
+        let extra = self.settings.replica_env.get(name.as_str());
+        for (key, value) in self.settings.env.iter().chain(extra.into_iter().flatten()) {
+            env.push(format!("{key}={value}"));
+        }
+        let labels = HashMap::from([
+            (OWNER_LABEL.to_string(), self.settings.owner.clone()),
+            (REPLICA_LABEL.to_string(), name.to_string()),
+        ]);
+        let endpoint = EndpointSettings {
+            aliases: Some(vec![name.to_string()]),
+            ..Default::default()
+        };
+        Config {
+            image: Some(self.settings.image.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.settings.network.clone()),
+                memory: self.settings.memory_bytes,
+                nano_cpus: self.settings.nano_cpus,
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: HashMap::from([(self.settings.network.clone(), endpoint)]),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl ReplicaRuntime for DockerRuntime {
+    async fn spawn(
+        &self,
+        name: &NodeId,
+        address: Option<SocketAddr>,
+    ) -> Result<Instance, RuntimeError> {
+        if address.is_some() {
+            return Err(RuntimeError::AddressNotAccepted);
+        }
+        let container = format!("{}{name}", self.settings.name_prefix);
+        let options = CreateContainerOptions {
+            name: container.clone(),
+            platform: None,
+        };
+        if let Err(e) = self
+            .docker
+            .create_container(Some(options), self.container_config(name))
+            .await
+        {
+            return Err(match status_of(&e) {
+                Some(409) => RuntimeError::NameTaken(container),
+                Some(404) => RuntimeError::ImageMissing(self.settings.image.clone()),
+                _ => engine(format!("creating {container}"))(e),
+            });
+        }
+        let started = async {
+            self.docker
+                .start_container(&container, None::<StartContainerOptions<String>>)
+                .await
+                .map_err(engine(format!("starting {container}")))?;
+            let addr = self.address_of(&container, name.as_str()).await?;
+            self.wait_ready(&container, name, addr).await?;
+            Ok::<_, RuntimeError>(addr)
+        }
+        .await;
+        match started {
+            Ok(addr) => {
+                let instance = self.register(container.clone(), addr);
+                tracing::debug!(replica = %name, %container, %addr, "container ready");
+                Ok(instance)
+            }
+            Err(e) => {
+                self.remove(&container).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(&self, instance: InstanceId) {
+        let container = {
+            let mut registry = lock(&self.registry);
+            let container = registry.by_instance.remove(&instance);
+            if let Some(c) = &container {
+                registry.by_container.remove(c);
+            }
+            container
+        };
+        if let Some(container) = container {
+            self.remove(&container).await;
+        }
+    }
+
+    async fn adopt(&self) -> Result<Adopted, RuntimeError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{OWNER_LABEL}={}", self.settings.owner)],
+        )]);
+        let found = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            }))
+            .await
+            .map_err(engine("listing containers"))?;
+        let mut adopted = Adopted::default();
+        for summary in found {
+            let (Some(container), Some(labels)) = (summary.id, summary.labels) else {
+                continue;
+            };
+            let Some(name) = labels
+                .get(REPLICA_LABEL)
+                .and_then(|n| NodeId::new(n.as_str()).ok())
+            else {
+                continue;
+            };
+            if summary.state.as_deref() == Some("running") {
+                match self.address_of(&container, name.as_str()).await {
+                    Ok(addr) => {
+                        tracing::info!(replica = %name, %addr, "adopted running container");
+                        adopted.running.push((name, self.register(container, addr)));
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(replica = %name, error = %e, "cannot adopt container; replacing it")
+                    }
+                }
+            }
+            self.remove(&container).await;
+            tracing::info!(replica = %name, "removed a dead container; it will be replaced");
+            adopted.dead.push(name);
+        }
+        Ok(adopted)
+    }
+
+    fn keeps_replicas_on_shutdown(&self) -> bool {
+        !self.settings.stop_on_shutdown
+    }
+}
+
+fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(|e| e.into_inner())
+}
