@@ -218,6 +218,18 @@ impl DockerRuntime {
         });
     }
 
+    /// Whether `container` (name or ID) exists and carries this daemon's owner label.
+    async fn owns(&self, container: &str) -> bool {
+        let Ok(inspect) = self.docker.inspect_container(container, None).await else {
+            return false;
+        };
+        inspect
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(OWNER_LABEL).cloned())
+            .is_some_and(|owner| owner == self.settings.owner)
+    }
+
     fn register(&self, container: String, addr: SocketAddr) -> Instance {
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut registry = lock(&self.registry);
@@ -270,17 +282,16 @@ impl DockerRuntime {
         }
     }
 
-    /// Waits until `addr` accepts connections, failing early if the container ends.
-    async fn wait_ready(
-        &self,
-        container: &str,
-        name: &NodeId,
-        addr: SocketAddr,
-    ) -> Result<(), RuntimeError> {
+    /// Waits until the container's address resolves and accepts connections, failing
+    /// early if the container ends; returns the address.
+    async fn wait_ready(&self, container: &str, name: &NodeId) -> Result<SocketAddr, RuntimeError> {
         let deadline = Instant::now() + self.settings.ready_timeout;
         loop {
-            if TcpStream::connect(addr).await.is_ok() {
-                return Ok(());
+            // Docker's DNS may need a moment to serve a new alias: resolve every round.
+            if let Ok(addr) = self.address_of(container, name.as_str()).await
+                && TcpStream::connect(addr).await.is_ok()
+            {
+                return Ok(addr);
             }
             let state = self
                 .docker
@@ -359,30 +370,44 @@ impl ReplicaRuntime for DockerRuntime {
             name: container.clone(),
             platform: None,
         };
-        if let Err(e) = self
-            .docker
-            .create_container(Some(options), self.container_config(name))
-            .await
-        {
-            return Err(match status_of(&e) {
-                Some(409) => RuntimeError::NameTaken(container),
-                Some(404) => RuntimeError::ImageMissing(self.settings.image.clone()),
-                _ => engine(format!("creating {container}"))(e),
-            });
-        }
+        let mut attempt = 0;
+        let created = loop {
+            attempt += 1;
+            match self
+                .docker
+                .create_container(Some(options.clone()), self.container_config(name))
+                .await
+            {
+                Ok(created) => break created,
+                // A container of ours by that name (stale, or still being removed) is
+                // cleared and the create retried; anyone else's is left alone.
+                Err(e)
+                    if status_of(&e) == Some(409) && attempt < 4 && self.owns(&container).await =>
+                {
+                    self.remove(&container).await;
+                    sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(match status_of(&e) {
+                        Some(409) => RuntimeError::NameTaken(container),
+                        Some(404) => RuntimeError::ImageMissing(self.settings.image.clone()),
+                        _ => engine(format!("creating {container}"))(e),
+                    });
+                }
+            }
+        };
         let started = async {
             self.docker
                 .start_container(&container, None::<StartContainerOptions<String>>)
                 .await
                 .map_err(engine(format!("starting {container}")))?;
-            let addr = self.address_of(&container, name.as_str()).await?;
-            self.wait_ready(&container, name, addr).await?;
-            Ok::<_, RuntimeError>(addr)
+            self.wait_ready(&container, name).await
         }
         .await;
         match started {
             Ok(addr) => {
-                let instance = self.register(container.clone(), addr);
+                // Events name containers by ID, so the registry is keyed by ID.
+                let instance = self.register(created.id, addr);
                 tracing::debug!(replica = %name, %container, %addr, "container ready");
                 Ok(instance)
             }
@@ -422,6 +447,9 @@ impl ReplicaRuntime for DockerRuntime {
             .await
             .map_err(engine("listing containers"))?;
         let mut adopted = Adopted::default();
+        let mut found = found;
+        // Oldest first, so the replicas keep the order they were added in.
+        found.sort_by_key(|c| c.created.unwrap_or(0));
         for summary in found {
             let (Some(container), Some(labels)) = (summary.id, summary.labels) else {
                 continue;

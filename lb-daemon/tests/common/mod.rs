@@ -274,3 +274,12 @@ pub fn fastrand_u64() -> u64 {
 pub fn random_key() -> String {
     format!("{:016x}", fastrand_u64())
 }
+
+/// Like [`call`] without a body, but `None` on a transport error instead of panicking.
+pub fn try_call(method: &str, url: &str) -> Option<(u16, String)> {
+    match agent().request(method, url).call() {
+        Ok(resp) => Some((resp.status(), resp.into_string().ok()?)),
+        Err(ureq::Error::Status(code, resp)) => Some((code, resp.into_string().ok()?)),
+        Err(_) => None,
+    }
+}
