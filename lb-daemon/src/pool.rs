@@ -441,6 +441,11 @@ impl ReplicaPool {
         };
         let now = Instant::now();
         member.health.set(Status::Down, now);
+        if !self.runtime.respawns() {
+            // Someone else runs it: keep probing until it rises again.
+            self.publish(state);
+            return;
+        }
         member.respawning = true;
         let delay = if now.duration_since(member.started) < STABLE_AFTER {
             let delay = member.backoff;

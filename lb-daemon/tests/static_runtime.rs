@@ -1,0 +1,125 @@
+//! The static runtime: replicas the test runs itself at fixed addresses. The daemon
+//! probes and balances; a dead replica goes Down (no respawn) and comes back Up when
+//! heartbeats rise again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Daemon, binary, call, wait_for};
+
+struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn replica(id: &str, port: u16) -> Replica {
+    let child = Command::new(binary("replica-server"))
+        .args([
+            "--id",
+            id,
+            "--port",
+            &port.to_string(),
+            "--host",
+            "127.0.0.1",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .unwrap();
+    Replica(child)
+}
+
+#[test]
+fn static_replicas_are_balanced_probed_and_never_respawned() {
+    let ports = [free_port(), free_port(), free_port()];
+    let _a = replica("api1", ports[0]);
+    let mut b = replica("api2", ports[1]);
+    let _c = replica("api3", ports[2]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[heartbeat]\ninterval_ms = 300\ntimeout_ms = 150\nrise = 2\nfall = 2\n\
+         [runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"api1\"\naddress = \"127.0.0.1:{}\"\n\
+         [[runtime.replicas]]\nname = \"api2\"\naddress = \"127.0.0.1:{}\"\n",
+        ports[0], ports[1]
+    );
+    let daemon = Daemon::start(&config);
+    assert_eq!(daemon.replicas(), ["api1", "api2"]);
+
+    let body = format!(
+        r#"{{"n":1,"hostnames":["api3"],"addresses":["127.0.0.1:{}"]}}"#,
+        ports[2]
+    );
+    let (status, answer) = call("POST", &daemon.url("/add"), Some(&body));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        &daemon.url("/add"),
+        Some(r#"{"n":1,"hostnames":["api4"]}"#),
+    );
+    assert_eq!(status, 500, "{answer}");
+    assert!(answer.contains("needs an address"), "{answer}");
+    assert_eq!(daemon.replicas(), ["api1", "api2", "api3"]);
+
+    let key = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| daemon.home(Some(k)).1.as_deref() == Some("api2"))
+        .unwrap();
+    drop(std::mem::replace(
+        &mut b,
+        Replica(Command::new("true").spawn().unwrap()),
+    ));
+    let moved = wait_for(Duration::from_secs(3), || {
+        let (status, replica) = daemon.home(Some(&key));
+        (status == 200 && replica.as_deref() != Some("api2")).then_some(replica)
+    });
+    assert!(moved.is_some(), "api2's keys did not fail over");
+    assert!(daemon.log_contains("heartbeats failed"));
+    assert!(
+        !daemon.log_contains("respawned"),
+        "the static runtime must not respawn"
+    );
+    assert_eq!(
+        daemon.replicas(),
+        ["api1", "api2", "api3"],
+        "a Down static replica stays a member"
+    );
+
+    let _b = replica("api2", ports[1]);
+    let back = wait_for(Duration::from_secs(3), || {
+        (daemon.home(Some(&key)).1.as_deref() == Some("api2")).then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "api2 did not come back Up after it rose: {:?}",
+        daemon.log.lock().unwrap()
+    );
+
+    let (status, _) = call(
+        "DELETE",
+        &daemon.url("/rm"),
+        Some(r#"{"n":1,"hostnames":["api1"]}"#),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(daemon.replicas(), ["api2", "api3"]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_ok(),
+        "/rm must not stop a static replica"
+    );
+}
