@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Runtime};
 use crate::pool::{AdminError, PoolSettings, ReplicaPool};
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, ProxySettings};
 use crate::runtime::ReplicaRuntime;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
@@ -99,6 +99,7 @@ pub async fn run(
             backoff_initial: config.backoff_initial,
             backoff_max: config.backoff_max,
             fresh_names: config.fresh_names,
+            drain_timeout: config.drain_timeout,
         },
         runtime,
     )?;
@@ -123,10 +124,22 @@ pub async fn run(
     ));
     let app = Arc::new(App {
         pool: Arc::clone(&pool),
-        proxy: Proxy::new(config.key.clone(), config.connect_timeout),
+        proxy: Proxy::new(ProxySettings {
+            key: config.key.clone(),
+            connect_timeout: config.connect_timeout,
+            retries: config.retries,
+            try_timeout: config.try_timeout,
+            retry_body_bytes: config.retry_body_bytes,
+        }),
         max_body_bytes: config.max_body_bytes,
     });
-    server::serve(listener, app, shutdown, config.grace).await;
+    let limits = server::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
+        grace: config.grace,
+    };
+    server::serve(listener, app, shutdown, limits).await;
     let _ = prober.await;
     pool.shutdown().await;
     tracing::info!("stopped");

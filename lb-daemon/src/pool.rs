@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,8 @@ pub struct PoolSettings {
     pub backoff_max: Duration,
     /// Respawned replicas get a new generated name (`Server-4f2a`) instead of their own.
     pub fresh_names: bool,
+    /// How long `remove` waits for a replica's in-flight requests before stopping it.
+    pub drain_timeout: Duration,
 }
 
 /// Why an admin call was refused. Nothing changed when one is returned.
@@ -106,6 +108,8 @@ struct Member {
     started: Instant,
     /// Delay before the next respawn if this instance dies young.
     backoff: Duration,
+    /// Requests in flight to this replica (shared with the snapshots).
+    inflight: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -235,6 +239,7 @@ impl ReplicaPool {
             respawning: false,
             started: now,
             backoff: Duration::ZERO,
+            inflight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -347,14 +352,23 @@ impl ReplicaPool {
             for name in names.into_iter().chain(extra) {
                 if let Some(member) = state.members.remove(&name) {
                     let _ = Arc::make_mut(&mut state.ring).remove(name.as_str());
-                    removed.push((name, member.instance));
+                    removed.push((name, member.instance, member.inflight));
                 }
             }
             self.publish(&state);
             removed
         };
         let mut names = Vec::with_capacity(removed.len());
-        for (name, instance) in removed {
+        // Off the ring already: drain what was sent before, then stop.
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        for (name, instance, inflight) in removed {
+            while inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let left = inflight.load(Ordering::SeqCst);
+            if left > 0 {
+                tracing::warn!(replica = %name, in_flight = left, "drain timed out; stopping anyway");
+            }
             if let Some(instance) = instance {
                 self.runtime.stop(instance.id).await;
             }
@@ -362,6 +376,12 @@ impl ReplicaPool {
             names.push(name);
         }
         Ok(names)
+    }
+
+    /// Passive health: a proxied request to `instance` of `name` failed (refused,
+    /// reset, timed out). Counts as a failed check toward `fall`.
+    pub fn report_failure(self: &Arc<Self>, name: &NodeId, instance: InstanceId) {
+        self.observe(name, instance, Outcome::Failure);
     }
 
     /// Feeds one heartbeat result of `instance` of replica `name`. Results of an
@@ -549,7 +569,13 @@ impl ReplicaPool {
             .filter_map(|(name, m)| {
                 m.instance.map(|i| {
                     let up = m.health.is_up() && !m.respawning;
-                    (name.clone(), Upstream { addr: i.addr, up })
+                    let upstream = Upstream {
+                        addr: i.addr,
+                        up,
+                        instance: i.id,
+                        inflight: Arc::clone(&m.inflight),
+                    };
+                    (name.clone(), upstream)
                 })
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The listener loop: accepts connections (HTTP/1.1 and HTTP/2), serves each request
 //! through the admin API or the proxy, and on shutdown stops accepting and lets
 //! in-flight requests finish within the grace period (hyper-util `GracefulShutdown`).
+//! [`Limits`] bound header read time (slowloris), header size and open connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,10 +11,11 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
@@ -39,21 +41,53 @@ impl App {
             admin::handle(&self.pool, req, self.max_body_bytes).await
         } else {
             let snapshot = self.pool.snapshot();
-            self.proxy.forward(&snapshot, req, client).await
+            self.proxy.forward(&self.pool, &snapshot, req, client).await
         }
     }
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then drains for at most `grace`.
+/// Limits of the client-facing listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deadline for a request's headers (slowloris) and for an idle keep-alive
+    /// connection's next request.
+    pub header_read_timeout: Duration,
+    /// Largest request head, bytes.
+    pub max_header_bytes: usize,
+    /// Most connections open at once; further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// How long in-flight requests may finish after shutdown starts.
+    pub grace: Duration,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then drains for at most `limits.grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: CancellationToken,
-    grace: Duration,
+    limits: Limits,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let grace = limits.grace;
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, client) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -80,6 +114,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%client, error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

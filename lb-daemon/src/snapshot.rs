@@ -5,16 +5,23 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use lb_core::{HashAlgorithm, HashRing, NodeId};
 
+use crate::runtime::InstanceId;
+
 /// A replica as the proxy sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Upstream {
     /// Where it accepts connections.
     pub addr: SocketAddr,
     /// Whether it is in rotation (Up and not being respawned).
     pub up: bool,
+    /// The incarnation, for passive health reports.
+    pub instance: InstanceId,
+    /// Requests in flight to it; `/rm` drains until this is 0.
+    pub inflight: Arc<AtomicUsize>,
 }
 
 /// One consistent view of the replicas.
@@ -36,11 +43,20 @@ impl Snapshot {
     }
 
     /// The replica for `key`: the first candidate on the ring that is up.
-    pub fn route(&self, key: &[u8]) -> Option<(&NodeId, SocketAddr)> {
+    pub fn route(&self, key: &[u8]) -> Option<(&NodeId, &Upstream)> {
+        self.routes(key).next()
+    }
+
+    /// The Up replicas for `key` in failover order: the owner (if Up), then each next
+    /// distinct Up node on the ring. Retries walk this.
+    pub fn routes<'a>(
+        &'a self,
+        key: &[u8],
+    ) -> impl Iterator<Item = (&'a NodeId, &'a Upstream)> + 'a {
         self.ring
             .candidates(key)
-            .find_map(|node| match self.upstreams.get(node.id()) {
-                Some(upstream) if upstream.up => Some((node.id(), upstream.addr)),
+            .filter_map(|node| match self.upstreams.get(node.id()) {
+                Some(upstream) if upstream.up => Some((node.id(), upstream)),
                 _ => None,
             })
     }
@@ -56,28 +72,24 @@ mod tests {
         for name in ["a", "b", "c"] {
             ring.add(NodeId::new(name).unwrap(), 1).unwrap();
         }
-        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let upstream = |port, up| Upstream {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            up,
+            instance: InstanceId(u64::from(port)),
+            inflight: Arc::new(AtomicUsize::new(0)),
+        };
         let mut snap = Snapshot::empty(ring);
-        snap.upstreams.insert(
-            NodeId::new("a").unwrap(),
-            Upstream {
-                addr: addr(1),
-                up: true,
-            },
-        );
-        snap.upstreams.insert(
-            NodeId::new("b").unwrap(),
-            Upstream {
-                addr: addr(2),
-                up: false,
-            },
-        );
+        snap.upstreams
+            .insert(NodeId::new("a").unwrap(), upstream(1, true));
+        snap.upstreams
+            .insert(NodeId::new("b").unwrap(), upstream(2, false));
         for i in 0..200 {
             let key = format!("k{i}");
             let (id, got) = snap.route(key.as_bytes()).unwrap();
-            assert_eq!((id.as_str(), got), ("a", addr(1)));
+            assert_eq!((id.as_str(), got.addr.port()), ("a", 1));
+            assert_eq!(snap.routes(key.as_bytes()).count(), 1);
         }
         snap.upstreams.clear();
-        assert_eq!(snap.route(b"k"), None);
+        assert!(snap.route(b"k").is_none());
     }
 }

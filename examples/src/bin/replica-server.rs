@@ -3,6 +3,8 @@
 //!
 //! - `GET /home` → `200 {"message":"Hello from Server: <ID>","status":"successful"}`
 //! - `GET /heartbeat` → `200` with an empty body
+//! - `GET /sleep/<ms>` → `200` after `ms` milliseconds (at most 60,000): a slow request,
+//!   for drain and timeout drills
 //! - anything else → `404 {"message":"<Error> '<path>' endpoint does not exist in server replicas","status":"failure"}`
 //!
 //! `ID` comes from `--id` or `SERVER_ID` (default `unknown`), the port from `--port` or
@@ -46,6 +48,12 @@ struct Args {
     exit_after_ms: Option<u64>,
 }
 
+/// `Some(ms)` for `GET /sleep/<ms>` with `ms` ≤ 60,000.
+fn sleep_ms(method: &Method, path: &str) -> Option<u64> {
+    let ms: u64 = path.strip_prefix("/sleep/")?.parse().ok()?;
+    (method == Method::GET && ms <= 60_000).then_some(ms)
+}
+
 /// The response to `method path` from the replica called `id`.
 fn route(id: &str, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let (status, body) = match (method, path) {
@@ -54,6 +62,10 @@ fn route(id: &str, method: &Method, path: &str) -> Response<Full<Bytes>> {
             serde_json::json!({ "message": format!("Hello from Server: {id}"), "status": "successful" }).to_string(),
         ),
         (&Method::GET, "/heartbeat") => return Response::new(Full::new(Bytes::new())),
+        (&Method::GET, p) if sleep_ms(method, p).is_some() => (
+            StatusCode::OK,
+            serde_json::json!({ "message": format!("Slow answer from Server: {id}"), "status": "successful" }).to_string(),
+        ),
         _ => (
             StatusCode::NOT_FOUND,
             serde_json::json!({
@@ -108,8 +120,14 @@ async fn main() -> ExitCode {
         let id = Arc::clone(&id);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let delay = sleep_ms(req.method(), req.uri().path());
                 let response = route(&id, req.method(), req.uri().path());
-                async move { Ok::<_, Infallible>(response) }
+                async move {
+                    if let Some(ms) = delay {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -14,6 +14,7 @@
 //! [admin]
 //! max_per_call = 64           # cap on n for /add and /rm
 //! max_body_bytes = 65536
+//! drain_timeout_ms = 10000    # /rm waits this long for in-flight requests
 //!
 //! [heartbeat]
 //! path = "/heartbeat"
@@ -34,6 +35,14 @@
 //!
 //! [upstream]
 //! connect_timeout_ms = 1000
+//! retries = 2                 # extra tries on the next distinct replica
+//! try_timeout_ms = 15000      # per try, until the replica's response headers
+//! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
+//!
+//! [server]
+//! header_read_timeout_ms = 10000   # slowloris guard and keep-alive idle limit
+//! max_header_bytes = 65536
+//! max_connections = 10000
 //!
 //! [shutdown]
 //! grace_ms = 10000
@@ -108,6 +117,8 @@ pub struct FileConfig {
     pub respawn: RespawnFile,
     /// `[upstream]`.
     pub upstream: UpstreamFile,
+    /// `[server]`.
+    pub server: ServerFile,
     /// `[shutdown]`.
     pub shutdown: ShutdownFile,
 }
@@ -120,6 +131,8 @@ pub struct AdminFile {
     pub max_per_call: Option<u64>,
     /// Cap on an admin request body, in bytes.
     pub max_body_bytes: Option<u64>,
+    /// How long `/rm` waits for in-flight requests of a removed replica, ms.
+    pub drain_timeout_ms: Option<u64>,
 }
 
 /// `[heartbeat]` as written.
@@ -156,6 +169,24 @@ pub struct RespawnFile {
 pub struct UpstreamFile {
     /// TCP connect timeout to a replica, ms.
     pub connect_timeout_ms: Option<u64>,
+    /// Extra tries on the next distinct candidate after a failed one.
+    pub retries: Option<u64>,
+    /// Per-try deadline for a replica's response headers, ms.
+    pub try_timeout_ms: Option<u64>,
+    /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
+    pub retry_body_bytes: Option<u64>,
+}
+
+/// `[server]` as written: limits of the client-facing listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    /// Time a client has to send a request's headers (also the keep-alive idle limit), ms.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Largest request head, bytes.
+    pub max_header_bytes: Option<u64>,
+    /// Most client connections open at once.
+    pub max_connections: Option<u64>,
 }
 
 /// `[shutdown]` as written.
@@ -195,6 +226,20 @@ pub struct Config {
     pub backoff_max: Duration,
     /// Connect timeout to replicas.
     pub connect_timeout: Duration,
+    /// Extra tries on other candidates (0..=10).
+    pub retries: usize,
+    /// Per-try deadline for response headers.
+    pub try_timeout: Duration,
+    /// Largest request body buffered for retries, bytes.
+    pub retry_body_bytes: usize,
+    /// Deadline for a client's request headers (slowloris) and keep-alive idle time.
+    pub header_read_timeout: Duration,
+    /// Largest request head, bytes.
+    pub max_header_bytes: usize,
+    /// Most client connections at once.
+    pub max_connections: usize,
+    /// How long `/rm` drains a replica before stopping it.
+    pub drain_timeout: Duration,
     /// Shutdown grace period.
     pub grace: Duration,
 }
@@ -377,6 +422,49 @@ impl Config {
                 1000,
                 1,
                 600_000,
+            )?,
+            retries: ranged("upstream.retries", file.upstream.retries, 2, 0, 10)?,
+            try_timeout: ms(
+                "upstream.try_timeout_ms",
+                file.upstream.try_timeout_ms,
+                15_000,
+                1,
+                3_600_000,
+            )?,
+            retry_body_bytes: ranged(
+                "upstream.retry_body_bytes",
+                file.upstream.retry_body_bytes,
+                1 << 20,
+                0,
+                64 << 20,
+            )?,
+            header_read_timeout: ms(
+                "server.header_read_timeout_ms",
+                file.server.header_read_timeout_ms,
+                10_000,
+                10,
+                3_600_000,
+            )?,
+            max_header_bytes: ranged(
+                "server.max_header_bytes",
+                file.server.max_header_bytes,
+                65_536,
+                8192,
+                16 << 20,
+            )?,
+            max_connections: ranged(
+                "server.max_connections",
+                file.server.max_connections,
+                10_000,
+                1,
+                1_000_000,
+            )?,
+            drain_timeout: ms(
+                "admin.drain_timeout_ms",
+                file.admin.drain_timeout_ms,
+                10_000,
+                0,
+                3_600_000,
             )?,
             grace: ms(
                 "shutdown.grace_ms",

@@ -1,0 +1,201 @@
+//! Bad days: a replica killed under load, a replica that hangs, `/rm` during a slow
+//! request, a slowloris client. Traffic only to 127.0.0.1; every test bounded in time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, agent, base_config, call, child_pids, signal, wait_for};
+
+/// Keyed GETs from `threads` threads at about `rate` requests/s in all until `stop`;
+/// returns (ok, non-2xx, transport errors).
+fn load(
+    daemon: &Daemon,
+    threads: usize,
+    rate: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, u64, u64)>> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    (0..threads)
+        .map(|t| {
+            let url = daemon.url("/home");
+            let stop = Arc::clone(&stop);
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                let agent = agent();
+                let (mut ok, mut bad, mut errors) = (0, 0, 0);
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    // Open-loop pacing shared by all threads.
+                    let n = sent.fetch_add(1, Ordering::SeqCst);
+                    let due = start + Duration::from_micros(n * 1_000_000 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    i += 1;
+                    match agent
+                        .get(&url)
+                        .set("x-lb-key", &format!("user-{t}-{}", i % 500))
+                        .call()
+                    {
+                        Ok(resp) if resp.status() / 100 == 2 => {
+                            let _ = resp.into_string();
+                            ok += 1;
+                        }
+                        Ok(_) | Err(ureq::Error::Status(..)) => bad += 1,
+                        Err(_) => errors += 1,
+                    }
+                }
+                (ok, bad, errors)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_under_load_fails_no_request() {
+    let daemon = Daemon::start(&base_config(3));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&daemon, 4, 650, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(5));
+    let victim = child_pids(daemon.pid())["server2"];
+    signal(victim, "KILL");
+    std::thread::sleep(Duration::from_secs(15));
+    stop.store(true, Ordering::SeqCst);
+    let (mut ok, mut bad, mut errors) = (0, 0, 0);
+    for w in workers {
+        let (o, b, e) = w.join().unwrap();
+        ok += o;
+        bad += b;
+        errors += e;
+    }
+    println!(
+        "kill -9 under load: {ok} ok, {bad} non-2xx, {errors} socket errors in 20 s ({} req/s)",
+        (ok + bad + errors) / 20
+    );
+    assert!(ok >= 500 * 20, "the load was too light: {ok}");
+    assert_eq!((bad, errors), (0, 0));
+    // The replacement takes its keys back.
+    let replaced = child_pids(daemon.pid())["server2"];
+    assert_ne!(replaced, victim);
+    let back =
+        (0..2000).any(|i| daemon.home(Some(&format!("k{i}"))).1.as_deref() == Some("server2"));
+    assert!(back, "server2's replacement got no keys");
+}
+
+#[test]
+fn a_hung_replica_costs_one_try_timeout_and_goes_down() {
+    let config = base_config(3).replace(
+        "[shutdown]",
+        "[upstream]\ntry_timeout_ms = 300\nretries = 2\n\n[shutdown]",
+    );
+    let daemon = Daemon::start(&config);
+    let key = (0..10_000)
+        .map(|i| format!("h{i}"))
+        .find(|k| daemon.home(Some(k)).1.as_deref() == Some("server1"))
+        .unwrap();
+    let pid = child_pids(daemon.pid())["server1"];
+    signal(pid, "STOP");
+    // Accepts connections (the kernel does) but never answers: each request for its key
+    // must finish within try_timeout × (retries + 1) on another replica.
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (status, replica) = daemon.home(Some(&key));
+        worst = worst.max(started.elapsed());
+        assert_eq!(status, 200);
+        if replica.as_deref() != Some("server1") {
+            continue;
+        }
+    }
+    signal(pid, "KILL");
+    println!(
+        "hung replica: slowest request for its key took {} ms",
+        worst.as_millis()
+    );
+    assert!(
+        worst <= Duration::from_millis(900 + 300),
+        "a request took {worst:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(4), || daemon
+            .log_contains("replica Down")
+            .then_some(()))
+        .is_some()
+    );
+}
+
+#[test]
+fn rm_drains_a_slow_request_before_stopping_the_replica() {
+    let daemon = Daemon::start(&base_config(3));
+    let key = (0..10_000)
+        .map(|i| format!("s{i}"))
+        .find(|k| daemon.home(Some(k)).1.as_deref() == Some("server3"))
+        .unwrap();
+    let url = daemon.url("/sleep/2000");
+    let result = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&result);
+    let slow = std::thread::spawn(move || {
+        let resp = agent().get(&url).set("x-lb-key", &key).call();
+        *slot.lock().unwrap() = Some(
+            resp.map(|r| (r.status(), r.header("x-lb-replica").map(str::to_string)))
+                .map_err(|e| e.to_string()),
+        );
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (status, body) = call(
+        "DELETE",
+        &daemon.url("/rm"),
+        Some(r#"{"n":1,"hostnames":["server3"]}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "/rm did not wait for the in-flight request"
+    );
+    slow.join().unwrap();
+    let got = result.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        got,
+        Ok((200, Some("server3".to_string()))),
+        "the slow request was cut"
+    );
+}
+
+#[test]
+fn a_slowloris_client_is_cut_at_the_header_timeout() {
+    let config = base_config(1).replace(
+        "[shutdown]",
+        "[server]\nheader_read_timeout_ms = 500\n\n[shutdown]",
+    );
+    let daemon = Daemon::start(&config);
+    let mut stream = TcpStream::connect(daemon.addr).unwrap();
+    stream
+        .write_all(b"GET /home HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    let cut = started.elapsed();
+    println!(
+        "slowloris: cut after {} ms ({:?})",
+        cut.as_millis(),
+        String::from_utf8_lossy(&buf)
+    );
+    assert!(
+        cut < Duration::from_secs(2),
+        "the half-sent request held the connection for {cut:?}"
+    );
+    // The daemon still serves everyone else.
+    assert_eq!(daemon.home(Some("k")).0, 200);
+}
