@@ -21,7 +21,8 @@
 //! - `snapshot`: the immutable routing view requests read without locks.
 //! - `proxy`: forwarding to the chosen replica. `admin`: `/add`, `/rm`, `/rep`.
 //! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
-//! - `server`: the accept loop and graceful drain. `reply`: response shapes.
+//! - `server`: the accept loop, limits and graceful drain. `reply`: response shapes.
+//! - `state`: the state file that lets the replica set survive restarts.
 
 #![deny(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod reply;
 pub mod runtime;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -50,6 +52,7 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::server::App;
+use crate::state::{StateError, StateFile};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,9 @@ pub enum DaemonError {
     /// The ring settings were refused.
     #[error("invalid ring settings: {0}")]
     Ring(#[from] lb_core::Error),
+    /// The state file is unreadable or corrupt.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Runs the daemon on `listener` until `shutdown` is cancelled: starts the boot
@@ -100,6 +106,7 @@ pub async fn run(
             backoff_max: config.backoff_max,
             fresh_names: config.fresh_names,
             drain_timeout: config.drain_timeout,
+            state_file: config.state_file.clone().map(StateFile::new),
         },
         runtime,
     )?;
@@ -109,13 +116,14 @@ pub async fn run(
             events_pool.on_event(event);
         }
     });
-    let names = if config.replicas > 0 {
-        pool.boot(config.replicas)
-            .await
-            .map_err(DaemonError::Boot)?
-    } else {
-        Vec::new()
+    let saved = match &config.state_file {
+        Some(path) => StateFile::new(path).load()?,
+        None => None,
     };
+    let names = pool
+        .boot(config.replicas, saved)
+        .await
+        .map_err(DaemonError::Boot)?;
     tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
     let prober = tokio::spawn(prober::run(
         Arc::clone(&pool),

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::runtime::{Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
 use crate::snapshot::{Snapshot, Upstream};
+use crate::state::{SavedReplica, SavedState, StateFile};
 
 /// The most replicas one daemon manages.
 pub const MAX_REPLICAS: usize = 1024;
@@ -45,6 +46,8 @@ pub struct PoolSettings {
     pub fresh_names: bool,
     /// How long `remove` waits for a replica's in-flight requests before stopping it.
     pub drain_timeout: Duration,
+    /// Where the replica set is saved on every change, if anywhere.
+    pub state_file: Option<StateFile>,
 }
 
 /// Why an admin call was refused. Nothing changed when one is returned.
@@ -200,7 +203,23 @@ impl ReplicaPool {
     ///
     /// # Errors
     /// As [`add`](Self::add), or when the runtime cannot be asked.
-    pub async fn boot(self: &Arc<Self>, n: usize) -> Result<Vec<NodeId>, AdminError> {
+    pub async fn boot(
+        self: &Arc<Self>,
+        n: usize,
+        saved: Option<SavedState>,
+    ) -> Result<Vec<NodeId>, AdminError> {
+        let saved: Vec<(NodeId, SavedReplica)> = saved
+            .map(|s| s.replicas)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| NodeId::new(r.name.as_str()).ok().map(|id| (id, r)))
+            .collect();
+        let restoring = !saved.is_empty();
+        for (name, replica) in &saved {
+            if let Some(pid) = replica.pid {
+                self.runtime.reclaim(name, pid).await;
+            }
+        }
         let adopted = self.runtime.adopt().await?;
         {
             let mut state = self.lock();
@@ -222,11 +241,36 @@ impl ReplicaPool {
             self.add_capped(dead, adopted.dead, Vec::new(), MAX_REPLICAS)
                 .await?;
         }
+        // Saved replicas the runtime did not hand back are started under their names.
+        let missing: Vec<(NodeId, Option<SocketAddr>)> = {
+            let state = self.lock();
+            saved
+                .into_iter()
+                .filter(|(name, _)| !state.members.contains_key(name))
+                .map(|(name, r)| (name, r.address))
+                .collect()
+        };
+        if !missing.is_empty() {
+            let static_runtime = !self.runtime.respawns();
+            let addresses = if static_runtime {
+                missing.iter().filter_map(|(_, a)| *a).collect()
+            } else {
+                Vec::new()
+            };
+            let names: Vec<NodeId> = missing.into_iter().map(|(n, _)| n).collect();
+            tracing::info!(
+                replicas = names.len(),
+                "restoring replicas from the state file"
+            );
+            self.add_capped(names.len(), names, addresses, MAX_REPLICAS)
+                .await?;
+        }
         let have = self.lock().members.len();
-        if n > have && self.runtime.respawns() {
+        if n > have && self.runtime.respawns() && !restoring {
             self.add_capped(n - have, Vec::new(), Vec::new(), MAX_REPLICAS)
                 .await?;
         }
+        self.persist(&self.lock());
         Ok(self.names())
     }
 
@@ -310,6 +354,7 @@ impl ReplicaPool {
             state.members.insert(name, self.member(seq, instance, now));
         }
         self.publish(&state);
+        self.persist(&state);
         Ok(chosen)
     }
 
@@ -356,6 +401,7 @@ impl ReplicaPool {
                 }
             }
             self.publish(&state);
+            self.persist(&state);
             removed
         };
         let mut names = Vec::with_capacity(removed.len());
@@ -546,6 +592,7 @@ impl ReplicaPool {
         }
         state.members.insert(target.clone(), member);
         self.publish(&state);
+        self.persist(&state);
         true
     }
 
@@ -559,6 +606,30 @@ impl ReplicaPool {
             {
                 return id;
             }
+        }
+    }
+
+    /// Saves the replica set to the state file, if any. A failed write is logged; the
+    /// previous file stays intact.
+    fn persist(&self, state: &State) {
+        let Some(file) = &self.settings.state_file else {
+            return;
+        };
+        let mut members: Vec<(&NodeId, &Member)> = state.members.iter().collect();
+        members.sort_by_key(|(_, m)| m.seq);
+        let saved = SavedState {
+            version: crate::state::VERSION,
+            replicas: members
+                .into_iter()
+                .map(|(name, m)| SavedReplica {
+                    name: name.to_string(),
+                    pid: m.instance.and_then(|i| self.runtime.pid_of(i.id)),
+                    address: m.instance.map(|i| i.addr),
+                })
+                .collect(),
+        };
+        if let Err(e) = file.save(&saved) {
+            tracing::error!(error = %e, "cannot save the state file");
         }
     }
 

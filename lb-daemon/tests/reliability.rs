@@ -199,3 +199,70 @@ fn a_slowloris_client_is_cut_at_the_header_timeout() {
     // The daemon still serves everyone else.
     assert_eq!(daemon.home(Some("k")).0, 200);
 }
+
+#[test]
+fn sigkill_then_restart_restores_the_same_replicas_without_duplicates() {
+    let dir = std::env::temp_dir().join(format!("lb-state-test-{}", common::fastrand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let config = base_config(3).replacen(
+        "replicas = 3\n",
+        &format!(
+            "replicas = 3\nstate_file = {:?}\n",
+            state.display().to_string()
+        ),
+        1,
+    );
+    let mut first = Daemon::start(&config);
+    let (status, body) = call(
+        "POST",
+        &first.url("/add"),
+        Some(r#"{"n":1,"hostnames":["s9"]}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&first, 2, 300, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(1));
+    let orphans = child_pids(first.pid());
+    assert_eq!(orphans.len(), 4);
+    first.child.kill().unwrap(); // SIGKILL: no cleanup at all
+    first.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    let second = Daemon::start(&config);
+    assert_eq!(second.replicas(), ["server1", "server2", "server3", "s9"]);
+    let children = child_pids(second.pid());
+    assert_eq!(children.len(), 4, "{children:?}");
+    for (name, pid) in &orphans {
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
+        assert!(
+            !running || children.get(name) == Some(pid),
+            "{name}'s old process {pid} still runs: duplicated"
+        );
+    }
+    for i in 0..200 {
+        assert_eq!(second.home(Some(&format!("after-{i}"))).0, 200);
+    }
+    drop(second);
+    std::fs::write(&state, b"{\"version\":1,\"replicas\":[{\"na").unwrap();
+    let broken = Daemon::start(&config);
+    let said = wait_for(Duration::from_secs(5), || {
+        broken.log_contains("is corrupt").then_some(())
+    });
+    let log = broken.log.lock().unwrap().join("\n");
+    assert!(said.is_some(), "{log}");
+    assert!(
+        log.contains(&state.display().to_string()) && log.contains("moved to"),
+        "{log}"
+    );
+    assert!(
+        !state.exists(),
+        "the corrupt file must be moved aside, not overwritten"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,7 @@
 //! hash = "xxh3"               # or "sha256", "md5", "nginx" (nginx's `hash ... consistent`)
 //! points_per_weight = 160     # virtual nodes per replica
 //! key = ["header:x-lb-key"]   # then a random key; also cookie:NAME, query:NAME, path, client_ip
+//! state_file = "/var/lib/lb/state.json"   # optional: the replica set survives restarts
 //!
 //! [admin]
 //! max_per_call = 64           # cap on n for /add and /rm
@@ -107,6 +108,8 @@ pub struct FileConfig {
     pub points_per_weight: Option<u64>,
     /// Request key sources, in order.
     pub key: Option<Vec<String>>,
+    /// Path of the state file.
+    pub state_file: Option<PathBuf>,
     /// `[admin]`.
     pub admin: AdminFile,
     /// `[heartbeat]`.
@@ -210,6 +213,8 @@ pub struct Config {
     pub points_per_weight: u32,
     /// Request key sources, tried in order before the random fallback.
     pub key: Vec<KeySource>,
+    /// Where the replica set is saved and restored from, if anywhere.
+    pub state_file: Option<PathBuf>,
     /// Cap on `n` in one admin call.
     pub max_per_call: usize,
     /// Cap on an admin request body, bytes.
@@ -396,6 +401,12 @@ impl Config {
             key,
             max_per_call,
             max_body_bytes,
+            state_file: match file.state_file {
+                Some(path) if path.as_os_str().is_empty() => {
+                    return Err(invalid("state_file", "\"\"", "must be a file path"));
+                }
+                other => other,
+            },
             heartbeat: Heartbeat {
                 path,
                 interval,

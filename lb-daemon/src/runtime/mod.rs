@@ -139,6 +139,15 @@ pub trait ReplicaRuntime: Send + Sync + std::fmt::Debug {
         Ok(Adopted::default())
     }
 
+    /// The OS process id of a child-process instance (for the state file).
+    fn pid_of(&self, _instance: InstanceId) -> Option<u32> {
+        None
+    }
+
+    /// A replica of a previous daemon recorded with `pid` may still run (the daemon
+    /// was killed): stop it if it is still that replica. Default: nothing to do.
+    async fn reclaim(&self, _name: &NodeId, _pid: u32) {}
+
     /// Whether a Down replica is replaced (true) or left to rise again (static).
     fn respawns(&self) -> bool {
         true

@@ -40,6 +40,8 @@ pub struct ProcessRuntime {
 /// The handle to a child's reaper task.
 #[derive(Debug)]
 struct Reaper {
+    /// The child's process id.
+    pid: Option<u32>,
     /// Asks the task to kill the child.
     stop: oneshot::Sender<()>,
     /// Resolves when the child has been reaped.
@@ -137,6 +139,7 @@ impl ReplicaRuntime for ProcessRuntime {
             }
         };
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let pid = child.id();
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let events = self.events.clone();
@@ -158,12 +161,35 @@ impl ReplicaRuntime for ProcessRuntime {
         self.lock().insert(
             id,
             Reaper {
+                pid,
                 stop: stop_tx,
                 done: done_rx,
             },
         );
         tracing::debug!(replica = %name, instance = %id, %addr, "child process ready");
         Ok(Instance { id, addr })
+    }
+
+    fn pid_of(&self, instance: InstanceId) -> Option<u32> {
+        self.lock().get(&instance).and_then(|r| r.pid)
+    }
+
+    /// Kills `pid` if `/proc/<pid>/environ` still says `SERVER_ID=<name>` (a child left
+    /// behind by a daemon that was killed), so the replica is not duplicated.
+    async fn reclaim(&self, name: &NodeId, pid: u32) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let marker = format!("SERVER_ID={name}");
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
+            let killed = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status()
+                .await;
+            tracing::info!(replica = %name, pid, ok = killed.is_ok_and(|s| s.success()), "stopped a replica left by the previous daemon");
+        }
     }
 
     async fn stop(&self, instance: InstanceId) {
