@@ -24,6 +24,8 @@
 //!   `... more than removable instances`), a duplicate, invalid, taken (`/add`) or
 //!   unknown (`/rm`) hostname, removing more replicas than exist.
 //! - `405`: another method on an admin path. `413`: a body above `admin.max_body_bytes`.
+//! - `401`/`403`: with `admin.token` set, `/add` and `/rm` without
+//!   `Authorization: Bearer <token>`, or with another token.
 //! - `500`: a replica could not be started (the others of the call are stopped).
 //! - `503`: the daemon is shutting down.
 
@@ -32,7 +34,7 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue};
+use hyper::header::{ALLOW, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use lb_core::NodeId;
 use serde_json::{Value, json};
@@ -45,11 +47,13 @@ pub fn is_admin_path(path: &str) -> bool {
     matches!(path, "/rep" | "/add" | "/rm")
 }
 
-/// Serves one admin call.
+/// Serves one admin call. With `token` set, `/add` and `/rm` need
+/// `Authorization: Bearer <token>`: 401 without it, 403 with another token.
 pub async fn handle(
     pool: &Arc<ReplicaPool>,
     req: Request<Incoming>,
     max_body_bytes: usize,
+    token: Option<&str>,
 ) -> Response<Body> {
     let allowed = match req.uri().path() {
         "/rep" => Method::GET,
@@ -72,6 +76,28 @@ pub async fn handle(
     }
     if allowed == Method::GET {
         return replicas(pool);
+    }
+    if let Some(expected) = token {
+        match req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""))
+        {
+            None => {
+                let mut response = failure(
+                    StatusCode::UNAUTHORIZED,
+                    "this call needs Authorization: Bearer <admin.token>",
+                );
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Some(given) if !bearer_matches(given, expected) => {
+                return failure(StatusCode::FORBIDDEN, "the bearer token is not admin.token");
+            }
+            Some(_) => {}
+        }
     }
     let body = match Limited::new(req.into_body(), max_body_bytes)
         .collect()
@@ -106,6 +132,15 @@ pub async fn handle(
         Ok(_) => replicas(pool),
         Err(e) => failure(status_of(&e), e),
     }
+}
+
+/// `Bearer <token>` with the expected token, compared in constant time.
+fn bearer_matches(header: &str, expected: &str) -> bool {
+    let Some(given) = header.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let (a, b) = (given.trim().as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn replicas(pool: &ReplicaPool) -> Response<Body> {

@@ -51,7 +51,7 @@ use crate::runtime::ReplicaRuntime;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
-use crate::server::App;
+use crate::server::{App, Role};
 use crate::state::{StateError, StateFile};
 
 /// Why the daemon stopped with an error.
@@ -63,6 +63,14 @@ pub enum DaemonError {
     /// The ring settings were refused.
     #[error("invalid ring settings: {0}")]
     Ring(#[from] lb_core::Error),
+    /// The admin listener could not be bound.
+    #[error("cannot listen on admin.listen = {addr}: {source}")]
+    AdminListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The state file is unreadable or corrupt.
     #[error(transparent)]
     State(#[from] StateError),
@@ -130,7 +138,7 @@ pub async fn run(
         config.heartbeat.clone(),
         shutdown.clone(),
     ));
-    let app = Arc::new(App {
+    let app = App {
         pool: Arc::clone(&pool),
         proxy: Proxy::new(ProxySettings {
             key: config.key.clone(),
@@ -140,14 +148,46 @@ pub async fn run(
             retry_body_bytes: config.retry_body_bytes,
         }),
         max_body_bytes: config.max_body_bytes,
-    });
+        admin_token: config.admin_token.clone(),
+        role: Role::Both,
+    };
     let limits = server::Limits {
         header_read_timeout: config.header_read_timeout,
         max_header_bytes: config.max_header_bytes,
         max_connections: config.max_connections,
         grace: config.grace,
     };
-    server::serve(listener, app, shutdown, limits).await;
+    let admin_server = match config.admin_listen {
+        None => None,
+        Some(addr) => {
+            let admin_listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::AdminListen { addr, source })?;
+            let bound = admin_listener
+                .local_addr()
+                .map_err(|source| DaemonError::AdminListen { addr, source })?;
+            tracing::info!(addr = %bound, "admin API listening");
+            let admin_app = Arc::new(App {
+                role: Role::Admin,
+                ..app.clone()
+            });
+            Some(tokio::spawn(server::serve(
+                admin_listener,
+                admin_app,
+                shutdown.clone(),
+                limits,
+            )))
+        }
+    };
+    let role = if admin_server.is_some() {
+        Role::Proxy
+    } else {
+        Role::Both
+    };
+    server::serve(listener, Arc::new(App { role, ..app }), shutdown, limits).await;
+    if let Some(admin_server) = admin_server {
+        let _ = admin_server.await;
+    }
     let _ = prober.await;
     pool.shutdown().await;
     tracing::info!("stopped");

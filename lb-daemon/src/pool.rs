@@ -220,7 +220,17 @@ impl ReplicaPool {
                 self.runtime.reclaim(name, pid).await;
             }
         }
-        let adopted = self.runtime.adopt().await?;
+        let mut adopted = self.runtime.adopt().await?;
+        // Keep the saved order where there is one, then name order.
+        let rank = |name: &NodeId| {
+            saved
+                .iter()
+                .position(|(n, _)| n == name)
+                .unwrap_or(usize::MAX)
+        };
+        adopted
+            .running
+            .sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
         {
             let mut state = self.lock();
             let now = Instant::now();

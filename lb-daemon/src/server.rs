@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::pool::ReplicaPool;
 use crate::proxy::Proxy;
-use crate::reply::Body;
+use crate::reply::{Body, failure};
 
 /// What every request needs: the pool, the proxy and the admin limits.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct App {
     /// The replicas.
     pub pool: Arc<ReplicaPool>,
@@ -32,16 +32,45 @@ pub struct App {
     pub proxy: Proxy,
     /// Cap on admin request bodies, bytes.
     pub max_body_bytes: usize,
+    /// Bearer token required by mutating admin calls, if set.
+    pub admin_token: Option<String>,
+    /// What this listener serves.
+    pub role: Role,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The admin API on its paths and the proxy on every other path (no `admin.listen`).
+    Both,
+    /// The proxy on every path (the admin API has its own listener).
+    Proxy,
+    /// The admin API only (`admin.listen`); other paths answer 404.
+    Admin,
 }
 
 impl App {
-    /// Serves one request: admin paths to the admin API, the rest to a replica.
+    /// Serves one request according to the listener's [`Role`].
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        if admin::is_admin_path(req.uri().path()) {
-            admin::handle(&self.pool, req, self.max_body_bytes).await
-        } else {
-            let snapshot = self.pool.snapshot();
-            self.proxy.forward(&self.pool, &snapshot, req, client).await
+        let admin_path = admin::is_admin_path(req.uri().path());
+        match (self.role, admin_path) {
+            (Role::Both | Role::Admin, true) => {
+                admin::handle(
+                    &self.pool,
+                    req,
+                    self.max_body_bytes,
+                    self.admin_token.as_deref(),
+                )
+                .await
+            }
+            (Role::Admin, false) => failure(
+                StatusCode::NOT_FOUND,
+                format!("'{}' is not an admin endpoint", req.uri().path()),
+            ),
+            (Role::Both | Role::Proxy, _) => {
+                let snapshot = self.pool.snapshot();
+                self.proxy.forward(&self.pool, &snapshot, req, client).await
+            }
         }
     }
 }

@@ -16,6 +16,9 @@
 //! max_per_call = 64           # cap on n for /add and /rm
 //! max_body_bytes = 65536
 //! drain_timeout_ms = 10000    # /rm waits this long for in-flight requests
+//! listen = "127.0.0.1:5001"   # optional: the admin API on its own listener
+//! token = "a-long-random-secret"   # optional: Bearer token for /add and /rm;
+//!                             # required when the admin API is not on loopback
 //!
 //! [heartbeat]
 //! path = "/heartbeat"
@@ -136,6 +139,10 @@ pub struct AdminFile {
     pub max_body_bytes: Option<u64>,
     /// How long `/rm` waits for in-flight requests of a removed replica, ms.
     pub drain_timeout_ms: Option<u64>,
+    /// A separate listener for the admin API.
+    pub listen: Option<String>,
+    /// Bearer token for `/add` and `/rm`.
+    pub token: Option<String>,
 }
 
 /// `[heartbeat]` as written.
@@ -215,6 +222,10 @@ pub struct Config {
     pub key: Vec<KeySource>,
     /// Where the replica set is saved and restored from, if anywhere.
     pub state_file: Option<PathBuf>,
+    /// The admin API's own listener (`admin.listen`); `None`: on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token for mutating admin calls (`admin.token`).
+    pub admin_token: Option<String>,
     /// Cap on `n` in one admin call.
     pub max_per_call: usize,
     /// Cap on an admin request body, bytes.
@@ -334,6 +345,40 @@ impl Config {
                     .map_err(|reason: String| invalid("key", s, reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let admin_listen: Option<SocketAddr> = match &file.admin.listen {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|e| {
+                invalid(
+                    "admin.listen",
+                    text,
+                    format!("not an ip:port address ({e})"),
+                )
+            })?),
+        };
+        let admin_token = match file.admin.token.clone() {
+            Some(token)
+                if token.len() < 16
+                    || token.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                return Err(invalid(
+                    "admin.token",
+                    "(hidden)",
+                    "use at least 16 characters without whitespace",
+                ));
+            }
+            other => other,
+        };
+        let admin_address = admin_listen.unwrap_or(listen);
+        if admin_token.is_none() && !admin_address.ip().is_loopback() {
+            return Err(invalid(
+                "admin.token",
+                "(unset)",
+                format!(
+                    "the admin API would be reachable on {admin_address}, not a loopback address; set admin.token, \
+                     or put the admin API on loopback with admin.listen = \"127.0.0.1:5001\""
+                ),
+            ));
+        }
         let max_per_call = ranged("admin.max_per_call", file.admin.max_per_call, 64, 1, 1024)?;
         let max_body_bytes = ranged(
             "admin.max_body_bytes",
@@ -401,6 +446,8 @@ impl Config {
             key,
             max_per_call,
             max_body_bytes,
+            admin_listen,
+            admin_token,
             state_file: match file.state_file {
                 Some(path) if path.as_os_str().is_empty() => {
                     return Err(invalid("state_file", "\"\"", "must be a file path"));
