@@ -162,15 +162,21 @@ fn status_of(error: &AdminError) -> StatusCode {
 /// Parses `{"n": N, "hostnames": [..]}`.
 /// A parsed `/add` or `/rm` body.
 #[derive(Debug, PartialEq, Eq)]
-struct Change {
-    n: usize,
-    names: Vec<NodeId>,
+pub struct Change {
+    /// How many replicas to add or remove.
+    pub n: usize,
+    /// Hostnames named by the caller (validated).
+    pub names: Vec<NodeId>,
     /// `/add` on the static runtime: one `ip:port` per hostname.
-    addresses: Vec<SocketAddr>,
+    pub addresses: Vec<SocketAddr>,
 }
 
-/// Parses `{"n": N, "hostnames": [..], "addresses": [..]}`.
-fn parse_change(body: &[u8]) -> Result<Change, String> {
+/// Parses an `/add` or `/rm` body, `{"n": N, "hostnames": [..], "addresses": [..]}`.
+///
+/// # Errors
+/// A one-line reason (malformed JSON, unknown field, bad `n`, invalid hostname or
+/// address, mismatched counts). Never panics, whatever the bytes.
+pub fn parse_change(body: &[u8]) -> Result<Change, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(fields) = value else {
         return Err("the body must be a JSON object like {\"n\": 1, \"hostnames\": []}".into());
