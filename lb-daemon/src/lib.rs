@@ -40,6 +40,7 @@ pub mod state;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    let (_keep, reloads) = mpsc::unbounded_channel();
+    run_with_reloads(config, listener, shutdown, reloads).await
+}
+
+/// [`run`], and apply each validated [`Config`] received on `reloads` (SIGHUP in
+/// `lb-daemon`): request key sources, retries, per-try timeout, retry body size and
+/// heartbeat path/interval/timeout change at once; keys that need a restart
+/// (`listen`, `runtime`, `hash`, ...) are named in a warning and keep their values.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_reloads(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    mut reloads: mpsc::UnboundedReceiver<Config>,
+) -> Result<(), DaemonError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let runtime: Arc<dyn ReplicaRuntime> = match &config.runtime {
         Runtime::Process {
@@ -133,20 +151,15 @@ pub async fn run(
         .await
         .map_err(DaemonError::Boot)?;
     tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
+    let heartbeat = Arc::new(ArcSwap::from_pointee(config.heartbeat.clone()));
     let prober = tokio::spawn(prober::run(
         Arc::clone(&pool),
-        config.heartbeat.clone(),
+        Arc::clone(&heartbeat),
         shutdown.clone(),
     ));
     let app = App {
         pool: Arc::clone(&pool),
-        proxy: Proxy::new(ProxySettings {
-            key: config.key.clone(),
-            connect_timeout: config.connect_timeout,
-            retries: config.retries,
-            try_timeout: config.try_timeout,
-            retry_body_bytes: config.retry_body_bytes,
-        }),
+        proxy: Proxy::new(proxy_settings(&config)),
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         role: Role::Both,
@@ -179,6 +192,20 @@ pub async fn run(
             )))
         }
     };
+    let proxy = app.proxy.clone();
+    let running = config.clone();
+    tokio::spawn(async move {
+        while let Some(fresh) = reloads.recv().await {
+            proxy.reconfigure(proxy_settings(&fresh));
+            heartbeat.store(Arc::new(fresh.heartbeat.clone()));
+            let fixed = restart_only_changes(&running, &fresh);
+            if fixed.is_empty() {
+                tracing::info!("config reloaded");
+            } else {
+                tracing::warn!(keys = ?fixed, "config reloaded; these keys need a restart and keep their running values");
+            }
+        }
+    });
     let role = if admin_server.is_some() {
         Role::Proxy
     } else {
@@ -192,4 +219,51 @@ pub async fn run(
     pool.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn proxy_settings(config: &Config) -> ProxySettings {
+    ProxySettings {
+        key: config.key.clone(),
+        connect_timeout: config.connect_timeout,
+        retries: config.retries,
+        try_timeout: config.try_timeout,
+        retry_body_bytes: config.retry_body_bytes,
+    }
+}
+
+/// The keys that differ between `running` and `fresh` but only apply at start.
+fn restart_only_changes(running: &Config, fresh: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key, differs: bool| {
+        if differs {
+            changed.push(key);
+        }
+    };
+    check("listen", running.listen != fresh.listen);
+    check("admin.listen", running.admin_listen != fresh.admin_listen);
+    check("admin.token", running.admin_token != fresh.admin_token);
+    check("hash", running.hash != fresh.hash);
+    check(
+        "points_per_weight",
+        running.points_per_weight != fresh.points_per_weight,
+    );
+    check(
+        "runtime",
+        format!("{:?}", running.runtime) != format!("{:?}", fresh.runtime),
+    );
+    check(
+        "heartbeat.rise/fall",
+        running.heartbeat.health != fresh.heartbeat.health,
+    );
+    check("state_file", running.state_file != fresh.state_file);
+    check(
+        "upstream.connect_timeout_ms",
+        running.connect_timeout != fresh.connect_timeout,
+    );
+    check(
+        "server",
+        running.max_connections != fresh.max_connections
+            || running.header_read_timeout != fresh.header_read_timeout,
+    );
+    changed
 }

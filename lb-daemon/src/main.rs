@@ -2,7 +2,9 @@
 //!
 //! Without `--config` it runs on the defaults: listens on `127.0.0.1:5000` and starts
 //! three child-process replicas (`server1..3`) from the `replica-server` binary beside
-//! it. `--check` validates the config and exits. Logs go to stderr; set `RUST_LOG`
+//! it. `--check` validates the config and exits. SIGHUP re-reads the config file: a
+//! valid one is applied (what can change live), an invalid one is rejected with the
+//! reason and the running config stays. Logs go to stderr; set `RUST_LOG`
 //! (e.g. `RUST_LOG=lb_daemon=debug`) to change the level.
 //!
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a passing `--check`;
@@ -74,7 +76,11 @@ fn main() -> ExitCode {
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        match lb_daemon::run(config, listener, shutdown).await {
+        let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+        if let Some(path) = args.config.clone() {
+            tokio::spawn(reload_on_sighup(path, reload_tx));
+        }
+        match lb_daemon::run_with_reloads(config, listener, shutdown, reloads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lb-daemon: {e}");
@@ -82,6 +88,35 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// On SIGHUP, re-reads and validates `path`; a valid config is sent to the daemon, an
+/// invalid one is rejected with the reason and the running config stays.
+async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::UnboundedSender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot install the SIGHUP handler; config reload is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&path) {
+                Ok(config) => {
+                    if reloads.send(config).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload rejected; the running config stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, reloads);
+    }
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::Uri;
@@ -15,24 +16,32 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lb_core::Outcome;
 use tokio::task::JoinSet;
-use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Heartbeat;
 use crate::pool::ReplicaPool;
 
 /// Probes every replica of `pool` until `shutdown` is cancelled.
-pub async fn run(pool: Arc<ReplicaPool>, heartbeat: Heartbeat, shutdown: CancellationToken) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(heartbeat.timeout));
+/// `heartbeat` is read at every round, so a config reload (SIGHUP) applies to the
+/// next round.
+pub async fn run(
+    pool: Arc<ReplicaPool>,
+    settings: Arc<ArcSwap<Heartbeat>>,
+    shutdown: CancellationToken,
+) {
     let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
-    let mut ticks = interval(heartbeat.interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut next = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+            _ = sleep_until(next) => {}
+        }
+        let heartbeat = settings.load_full();
+        next += heartbeat.interval;
+        if next < Instant::now() {
+            next = Instant::now(); // a round overran: start the next one at once, never stack
         }
         let mut round = JoinSet::new();
         for (name, instance) in pool.probe_targets() {

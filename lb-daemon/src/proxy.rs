@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
@@ -61,7 +62,8 @@ pub struct ProxySettings {
 #[derive(Debug, Clone)]
 pub struct Proxy {
     client: Client<HttpConnector, Body>,
-    settings: ProxySettings,
+    /// Swapped whole on a config reload (SIGHUP); each request loads it once.
+    settings: Arc<ArcSwap<ProxySettings>>,
 }
 
 /// How one try ended without a response.
@@ -84,7 +86,16 @@ impl Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Self { client, settings }
+        Self {
+            client,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
+        }
+    }
+
+    /// Applies reloaded settings to the next requests (key sources, retries, per-try
+    /// timeout, retry body size). The connect timeout is fixed at start.
+    pub fn reconfigure(&self, settings: ProxySettings) {
+        self.settings.store(Arc::new(settings));
     }
 
     /// Sends `req` to the replica that owns its key in `snapshot`, walking to the next
@@ -103,7 +114,8 @@ impl Proxy {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<Body> {
-        let key = request_key(&self.settings.key, &req, client.ip()).into_owned();
+        let settings = self.settings.load_full();
+        let key = request_key(&settings.key, &req, client.ip()).into_owned();
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         append_forwarded_for(&mut parts.headers, client.ip());
@@ -116,7 +128,7 @@ impl Proxy {
                 | Method::PUT
                 | Method::DELETE
         );
-        let mut body = match buffer_if_small(body, self.settings.retry_body_bytes).await {
+        let mut body = match buffer_if_small(body, settings.retry_body_bytes).await {
             Ok(body) => body,
             Err(e) => {
                 return failure(
@@ -131,7 +143,7 @@ impl Proxy {
             .map_or("/", |pq| pq.as_str())
             .to_string();
         let mut last = None;
-        for (replica, upstream) in snapshot.routes(&key).take(self.settings.retries + 1) {
+        for (replica, upstream) in snapshot.routes(&key).take(settings.retries + 1) {
             let uri = match format!("http://{}{path}", upstream.addr).parse::<Uri>() {
                 Ok(uri) => uri,
                 Err(e) => {
@@ -151,7 +163,7 @@ impl Proxy {
             *request.headers_mut() = parts.headers.clone();
             let guard = InFlight::enter(&upstream.inflight);
             let outcome =
-                tokio::time::timeout(self.settings.try_timeout, self.client.request(request)).await;
+                tokio::time::timeout(settings.try_timeout, self.client.request(request)).await;
             let failed = match outcome {
                 Ok(Ok(response)) => return respond(response, replica, guard),
                 Ok(Err(e)) if e.is_connect() => TryFailure::Connect,
@@ -176,7 +188,7 @@ impl Proxy {
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "replica {replica} did not answer within {} ms",
-                    self.settings.try_timeout.as_millis()
+                    settings.try_timeout.as_millis()
                 ),
             ),
             Some((replica, TryFailure::Connect)) => failure(

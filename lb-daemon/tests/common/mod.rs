@@ -44,6 +44,8 @@ pub fn binary(name: &str) -> PathBuf {
 /// A running `lb-daemon` with its stderr captured.
 pub struct Daemon {
     pub child: Child,
+    /// The config file it was started with.
+    pub config: PathBuf,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -98,7 +100,12 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no listening line in {:?}", log.lock().unwrap()))
             .parse()
             .unwrap();
-        Daemon { child, addr, log }
+        Daemon {
+            child,
+            config: path,
+            addr,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
