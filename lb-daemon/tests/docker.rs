@@ -425,3 +425,30 @@ fn measure_kill_to_serving() {
         sorted[2], sorted[4]
     );
 }
+
+#[test]
+fn docker_kill_under_load_fails_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(scope) = Scope::new() else { return };
+    let daemon = Daemon::start(&scope.config(3, ""));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = common::load(&daemon, 4, 650, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(5));
+    docker(&["kill", &format!("{}-server2", scope.id)]);
+    std::thread::sleep(Duration::from_secs(15));
+    stop.store(true, Ordering::SeqCst);
+    let (mut ok, mut bad, mut errors) = (0, 0, 0);
+    for w in workers {
+        let (o, b, e) = w.join().unwrap();
+        ok += o;
+        bad += b;
+        errors += e;
+    }
+    println!("docker kill under load: {ok} ok, {bad} non-2xx, {errors} socket errors in 20 s");
+    assert!(ok >= 500 * 20, "the load was too light: {ok}");
+    assert_eq!((bad, errors), (0, 0));
+    let back =
+        (0..2000).any(|i| daemon.home(Some(&format!("k{i}"))).1.as_deref() == Some("server2"));
+    assert!(back, "server2's replacement got no keys");
+}

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -289,4 +290,50 @@ pub fn try_call(method: &str, url: &str) -> Option<(u16, String)> {
         Err(ureq::Error::Status(code, resp)) => Some((code, resp.into_string().ok()?)),
         Err(_) => None,
     }
+}
+
+/// Keyed GETs from `threads` threads at about `rate` requests/s in all until `stop`;
+/// returns (ok, non-2xx, transport errors).
+pub fn load(
+    daemon: &Daemon,
+    threads: usize,
+    rate: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, u64, u64)>> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    (0..threads)
+        .map(|t| {
+            let url = daemon.url("/home");
+            let stop = Arc::clone(&stop);
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                let agent = agent();
+                let (mut ok, mut bad, mut errors) = (0, 0, 0);
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    // Open-loop pacing shared by all threads.
+                    let n = sent.fetch_add(1, Ordering::SeqCst);
+                    let due = start + Duration::from_micros(n * 1_000_000 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    i += 1;
+                    match agent
+                        .get(&url)
+                        .set("x-lb-key", &format!("user-{t}-{}", i % 500))
+                        .call()
+                    {
+                        Ok(resp) if resp.status() / 100 == 2 => {
+                            let _ = resp.into_string();
+                            ok += 1;
+                        }
+                        Ok(_) | Err(ureq::Error::Status(..)) => bad += 1,
+                        Err(_) => errors += 1,
+                    }
+                }
+                (ok, bad, errors)
+            })
+        })
+        .collect()
 }
