@@ -13,8 +13,8 @@
 //!
 //! `hostnames` is optional. `/add` starts the named replicas, then generated `serverK`
 //! names up to `n`; `/rm` removes the named ones, then the most recently added others
-//! up to `n`. A hostname is 1–63 characters: a letter or digit, then letters, digits,
-//! `-`, `_` or `.`.
+//! up to `n`. A hostname follows DNS label rules: 1–63 letters, digits or `-`, not
+//! starting or ending with `-`.
 //!
 //! Every refused call answers `{"message":"<Error> <reason>","status":"failure"}` and
 //! changes nothing:
@@ -241,15 +241,17 @@ pub fn parse_change(body: &[u8]) -> Result<Change, String> {
     })
 }
 
-/// A replica hostname: 1–63 characters, a letter or digit then letters, digits, `-_.`.
+/// A replica hostname under DNS label rules (RFC 1123): 1–63 letters, digits and `-`,
+/// neither starting nor ending with `-`. Checked before a name reaches Docker or a
+/// command line.
 fn hostname(s: &str) -> Result<NodeId, String> {
-    let mut chars = s.chars();
-    let valid = s.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let valid = (1..=63).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
     if !valid {
         return Err(format!(
-            "invalid hostname {s:?}: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"
+            "invalid hostname {s:?}: use 1-63 letters, digits or '-', not starting or ending with '-'"
         ));
     }
     NodeId::new(s).map_err(|e| e.to_string())
@@ -292,6 +294,8 @@ mod tests {
             (br#"{"n":1,"hostnames":[1]}"#, "must be strings"),
             (br#"{"n":1,"hostnames":["bad name"]}"#, "invalid hostname"),
             (br#"{"n":1,"hostnames":["-x"]}"#, "invalid hostname"),
+            (br#"{"n":1,"hostnames":["x_y"]}"#, "invalid hostname"),
+            (br#"{"n":1,"hostnames":["a.b"]}"#, "invalid hostname"),
             (br#"{"n":1,"hostname":["x"]}"#, "unknown field"),
             (
                 br#"{"n":1,"hostnames":["a"],"addresses":["nowhere"]}"#,
