@@ -2,7 +2,7 @@
 //! (health-aware lookup, [`BoundedLoad`](crate::BoundedLoad), replica sets) work over
 //! the ring and Maglev alike.
 
-use crate::{Candidates, HashFunction, HashRing, Maglev, MaglevCandidates, Node, NodeId};
+use crate::{Candidates, HashFunction, HashRing, Maglev, Node, NodeId};
 
 /// A deterministic, no-I/O mapping from keys to nodes with a failover order.
 pub trait Balancer {
@@ -56,7 +56,7 @@ impl<H: HashFunction> Balancer for HashRing<H> {
 
 impl<H: HashFunction> Balancer for Maglev<H> {
     type Candidates<'a>
-        = MaglevCandidates<'a>
+        = Candidates<'a>
     where
         H: 'a;
 
@@ -65,7 +65,7 @@ impl<H: HashFunction> Balancer for Maglev<H> {
         Maglev::lookup(self, key)
     }
 
-    fn candidates(&self, key: &[u8]) -> MaglevCandidates<'_> {
+    fn candidates(&self, key: &[u8]) -> Candidates<'_> {
         Maglev::candidates(self, key)
     }
 

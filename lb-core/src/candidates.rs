@@ -5,17 +5,19 @@ use crate::Node;
 /// Nodes tracked without allocating; larger rings spill to the heap once per iterator.
 pub(crate) const INLINE_NODES: usize = 1024;
 
-/// An iterator over the distinct nodes of weight > 0 for one key, in ring order from
-/// the key's point: the owner first, then each next node not yet yielded.
+/// An iterator over the distinct nodes of weight > 0 for one key, in ring (or Maglev
+/// table) order from the key's point: the owner first, then each next node not yet
+/// yielded.
 ///
-/// Made by [`HashRing::candidates`](crate::HashRing::candidates). It yields every live
+/// Made by [`HashRing::candidates`](crate::HashRing::candidates) and
+/// [`Maglev::candidates`](crate::Maglev::candidates). It yields every live
 /// node exactly once (so `len()` is exact), and allocates nothing on rings of up to
 /// 1024 nodes. `take(r)` is a replica set of size `r`. Each step costs `O(1)`; finding
 /// all `N` nodes walks at most every point once.
 #[derive(Debug, Clone)]
 pub struct Candidates<'a> {
     nodes: &'a [Node],
-    /// Node index of each point, in ring order.
+    /// Node index of each point (ring) or slot (Maglev), in order.
     points: &'a [u32],
     /// Index of the next point to visit.
     cursor: usize,

@@ -76,7 +76,7 @@ pub use candidates::Candidates;
 pub use error::Error;
 pub use hash::{HashAlgorithm, HashFunction, Md5, Sha256, Xxh3};
 pub use health::{HealthConfig, HealthState, Outcome, Status, Transition};
-pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev, MaglevCandidates};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev};
 pub use nginx::{Nginx, split_server};
 pub use node::{Node, NodeId};
 pub use ring::{DEFAULT_POINTS_PER_WEIGHT, HashRing, MAX_POINTS_PER_NODE};

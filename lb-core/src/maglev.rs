@@ -2,7 +2,7 @@
 //! Balancer", NSDI 2016, section 3.4): a lookup table of prime size `M` filled from
 //! each node's permutation of the slots, so a lookup is one hash and one array read.
 
-use crate::candidates::Seen;
+use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
 use crate::{Error, Node, NodeId};
 
@@ -170,19 +170,13 @@ impl<H: HashFunction> Maglev<H> {
 
     /// The distinct live nodes for `key`: the owner, then each node in table order
     /// from the key's slot.
-    pub fn candidates(&self, key: &[u8]) -> MaglevCandidates<'_> {
-        MaglevCandidates {
-            nodes: &self.nodes,
-            table: &self.table,
-            cursor: if self.table.is_empty() {
-                0
-            } else {
-                self.slot(key)
-            },
-            visited: 0,
-            remaining: if self.table.is_empty() { 0 } else { self.live },
-            seen: Seen::new(self.nodes.len()),
-        }
+    pub fn candidates(&self, key: &[u8]) -> Candidates<'_> {
+        let start = if self.table.is_empty() {
+            0
+        } else {
+            self.slot(key)
+        };
+        Candidates::new(&self.nodes, &self.table, start, self.live)
     }
 
     /// The first candidate `accept` takes; see [`candidates`](Self::candidates).
@@ -308,47 +302,12 @@ impl<H: HashFunction> Maglev<H> {
             }
         }
         self.table = table;
+        // A node whose weight is tiny next to the largest may get no slot in a small
+        // table; count only nodes that own slots, so candidates stay exact.
+        self.live = self.slot_counts().iter().filter(|&&c| c > 0).count();
         Ok(())
     }
 }
-
-/// Distinct nodes for one key in Maglev table order. Made by [`Maglev::candidates`];
-/// allocation-free for up to 1024 nodes; each live node exactly once.
-#[derive(Debug, Clone)]
-pub struct MaglevCandidates<'a> {
-    nodes: &'a [Node],
-    table: &'a [u32],
-    cursor: usize,
-    visited: usize,
-    remaining: usize,
-    seen: Seen,
-}
-
-impl<'a> Iterator for MaglevCandidates<'a> {
-    type Item = &'a Node;
-
-    fn next(&mut self) -> Option<&'a Node> {
-        while self.remaining > 0 && self.visited < self.table.len() {
-            let node = self.table[self.cursor] as usize;
-            self.visited += 1;
-            self.cursor += 1;
-            if self.cursor == self.table.len() {
-                self.cursor = 0;
-            }
-            if self.seen.insert(node) {
-                self.remaining -= 1;
-                return Some(&self.nodes[node]);
-            }
-        }
-        None
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.remaining))
-    }
-}
-
-impl std::iter::FusedIterator for MaglevCandidates<'_> {}
 
 /// Trial division; sizes are at most 2²⁴.
 fn is_prime(n: u32) -> bool {

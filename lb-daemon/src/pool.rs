@@ -455,7 +455,7 @@ impl ReplicaPool {
         };
         match transition.to {
             Status::Down => {
-                tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: heartbeats failed");
+                tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: fall consecutive failed checks (heartbeats or proxied requests)");
                 self.begin_respawn(&mut state, name);
             }
             Status::Up => {

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Daemon, agent, base_config, binary, call};
+use common::{Daemon, agent, base_config, binary, call, wait_for};
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -44,16 +44,15 @@ fn mutating_calls_need_the_bearer_token() {
 #[test]
 fn admin_listen_moves_the_admin_api_off_the_proxy_port() {
     let daemon = Daemon::start(&with_admin("listen = \"127.0.0.1:0\""));
-    let admin = daemon
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l.contains("admin API listening"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let admin = wait_for(std::time::Duration::from_secs(5), || {
+        let log = daemon.log.lock().unwrap();
+        log.iter()
+            .find(|l| l.contains("admin API listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    })
+    .expect("the admin listener is logged");
     let (status, body) = call("GET", &format!("http://{admin}/rep"), None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"N\":2"), "{body}");

@@ -12,7 +12,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, call, random_key, wait_for};
+use common::{Daemon, call, key_owned_by, random_key, wait_for};
 
 /// Runs `docker ARGS` → trimmed stdout (empty on failure).
 fn docker(args: &[&str]) -> String {
@@ -113,14 +113,6 @@ impl Drop for Scope {
         }
         docker(&["network", "rm", &self.network()]);
     }
-}
-
-/// A key the daemon routes to `replica`.
-fn key_owned_by(daemon: &Daemon, replica: &str) -> String {
-    (0..10_000)
-        .map(|i| format!("probe-{i}"))
-        .find(|k| daemon.home(Some(k)).1.as_deref() == Some(replica))
-        .expect("some key maps to every replica")
 }
 
 #[test]
@@ -438,13 +430,7 @@ fn docker_kill_under_load_fails_no_request() {
     docker(&["kill", &format!("{}-server2", scope.id)]);
     std::thread::sleep(Duration::from_secs(15));
     stop.store(true, Ordering::SeqCst);
-    let (mut ok, mut bad, mut errors) = (0, 0, 0);
-    for w in workers {
-        let (o, b, e) = w.join().unwrap();
-        ok += o;
-        bad += b;
-        errors += e;
-    }
+    let (ok, bad, errors) = common::join_load(workers);
     println!("docker kill under load: {ok} ok, {bad} non-2xx, {errors} socket errors in 20 s");
     assert!(ok >= 500 * 20, "the load was too light: {ok}");
     assert_eq!((bad, errors), (0, 0));

@@ -22,13 +22,7 @@ fn kill_9_under_load_fails_no_request() {
     signal(victim, "KILL");
     std::thread::sleep(Duration::from_secs(15));
     stop.store(true, Ordering::SeqCst);
-    let (mut ok, mut bad, mut errors) = (0, 0, 0);
-    for w in workers {
-        let (o, b, e) = w.join().unwrap();
-        ok += o;
-        bad += b;
-        errors += e;
-    }
+    let (ok, bad, errors) = common::join_load(workers);
     println!(
         "kill -9 under load: {ok} ok, {bad} non-2xx, {errors} socket errors in 20 s ({} req/s)",
         (ok + bad + errors) / 20

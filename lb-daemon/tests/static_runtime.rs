@@ -90,7 +90,13 @@ fn static_replicas_are_balanced_probed_and_never_respawned() {
         (status == 200 && replica.as_deref() != Some("api2")).then_some(replica)
     });
     assert!(moved.is_some(), "api2's keys did not fail over");
-    assert!(daemon.log_contains("heartbeats failed"));
+    assert!(
+        wait_for(Duration::from_secs(3), || daemon
+            .log_contains("replica Down")
+            .then_some(()))
+        .is_some(),
+        "api2 never went Down"
+    );
     assert!(
         !daemon.log_contains("respawned"),
         "the static runtime must not respawn"

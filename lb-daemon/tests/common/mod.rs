@@ -337,3 +337,19 @@ pub fn load(
         })
         .collect()
 }
+
+/// A key the daemon routes to `replica` (found by trying `probe-0`, `probe-1`, ...).
+pub fn key_owned_by(daemon: &Daemon, replica: &str) -> String {
+    (0..10_000)
+        .map(|i| format!("probe-{i}"))
+        .find(|k| daemon.home(Some(k)).1.as_deref() == Some(replica))
+        .expect("some key maps to every replica")
+}
+
+/// Joins [`load`]'s workers → (ok, non-2xx, transport errors) summed.
+pub fn join_load(workers: Vec<std::thread::JoinHandle<(u64, u64, u64)>>) -> (u64, u64, u64) {
+    workers.into_iter().fold((0, 0, 0), |(o, b, e), w| {
+        let (wo, wb, we) = w.join().unwrap();
+        (o + wo, b + wb, e + we)
+    })
+}
