@@ -9,6 +9,9 @@ pub struct Args {
     /// Base URL of the daemon.
     #[arg(long, env = "LBCTL_URL", default_value = "http://127.0.0.1:5000")]
     pub url: String,
+    /// Bearer token for `add` and `rm` (the daemon's `admin.token`).
+    #[arg(long, env = "LBCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the daemon's JSON answer as received instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

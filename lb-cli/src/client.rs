@@ -71,6 +71,7 @@ struct Failure {
 pub struct AdminClient {
     base: String,
     agent: ureq::Agent,
+    token: Option<String>,
 }
 
 impl AdminClient {
@@ -80,6 +81,20 @@ impl AdminClient {
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            token: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with `add` and `remove`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn authorized(&self, request: ureq::Request) -> ureq::Request {
+        match &self.token {
+            Some(token) => request.set("authorization", &format!("Bearer {token}")),
+            None => request,
         }
     }
 
@@ -99,7 +114,7 @@ impl AdminClient {
     pub fn add(&self, n: u64, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/add", self.base);
         let body = json!({ "n": n, "hostnames": names });
-        self.send(&url, self.agent.post(&url).send_json(body))
+        self.send(&url, self.authorized(self.agent.post(&url)).send_json(body))
     }
 
     /// `DELETE /rm` of `n` replicas, `names` first.
@@ -109,7 +124,10 @@ impl AdminClient {
     pub fn remove(&self, n: u64, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/rm", self.base);
         let body = json!({ "n": n, "hostnames": names });
-        self.send(&url, self.agent.delete(&url).send_json(body))
+        self.send(
+            &url,
+            self.authorized(self.agent.delete(&url)).send_json(body),
+        )
     }
 
     fn send(

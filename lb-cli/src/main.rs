@@ -20,7 +20,8 @@ use crate::client::{AdminClient, ClientError};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let client = AdminClient::new(&args.url, Duration::from_millis(args.timeout_ms));
+    let client = AdminClient::new(&args.url, Duration::from_millis(args.timeout_ms))
+        .with_token(args.token.clone());
     let result = match &args.command {
         Command::Rep => client.replicas(),
         Command::Add { n, names } => client.add(*n, names),

@@ -20,6 +20,7 @@
 //! - `pool`: membership, health, respawn; publishes `snapshot`s.
 //! - `snapshot`: the immutable routing view requests read without locks.
 //! - `proxy`: forwarding to the chosen replica. `admin`: `/add`, `/rm`, `/rep`.
+//! - `metrics`: Prometheus metrics on `/metrics`.
 //! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
 //! - `server`: the accept loop, limits and graceful drain. `reply`: response shapes.
 //! - `state`: the state file that lets the replica set survive restarts.
@@ -29,6 +30,7 @@
 pub mod admin;
 pub mod config;
 pub mod key;
+pub mod metrics;
 pub mod pool;
 pub mod prober;
 pub mod proxy;
@@ -46,6 +48,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Runtime};
+use crate::metrics::Metrics;
 use crate::pool::{AdminError, PoolSettings, ReplicaPool};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::runtime::ReplicaRuntime;
@@ -106,6 +109,7 @@ pub async fn run_with_reloads(
     mut reloads: mpsc::UnboundedReceiver<Config>,
 ) -> Result<(), DaemonError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::new());
     let runtime: Arc<dyn ReplicaRuntime> = match &config.runtime {
         Runtime::Process {
             command,
@@ -133,6 +137,7 @@ pub async fn run_with_reloads(
             fresh_names: config.fresh_names,
             drain_timeout: config.drain_timeout,
             state_file: config.state_file.clone().map(StateFile::new),
+            respawns: metrics.respawns.clone(),
         },
         runtime,
     )?;
@@ -159,7 +164,8 @@ pub async fn run_with_reloads(
     ));
     let app = App {
         pool: Arc::clone(&pool),
-        proxy: Proxy::new(proxy_settings(&config)),
+        proxy: Proxy::new(proxy_settings(&config), Arc::clone(&metrics)),
+        metrics: Arc::clone(&metrics),
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         role: Role::Both,

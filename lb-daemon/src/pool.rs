@@ -48,6 +48,8 @@ pub struct PoolSettings {
     pub drain_timeout: Duration,
     /// Where the replica set is saved on every change, if anywhere.
     pub state_file: Option<StateFile>,
+    /// Counts respawns (`lb_respawns_total`).
+    pub respawns: prometheus_client::metrics::counter::Counter,
 }
 
 /// Why an admin call was refused. Nothing changed when one is returned.
@@ -603,6 +605,7 @@ impl ReplicaPool {
         state.members.insert(target.clone(), member);
         self.publish(&state);
         self.persist(&state);
+        self.settings.respawns.inc();
         true
     }
 

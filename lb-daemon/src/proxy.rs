@@ -26,6 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use lb_core::NodeId;
 
 use crate::key::{KeySource, request_key};
+use crate::metrics::{FailureLabels, Metrics};
 use crate::pool::ReplicaPool;
 use crate::reply::{Body, failure, full};
 use crate::snapshot::Snapshot;
@@ -64,6 +65,7 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     /// Swapped whole on a config reload (SIGHUP); each request loads it once.
     settings: Arc<ArcSwap<ProxySettings>>,
+    metrics: Arc<Metrics>,
 }
 
 /// How one try ended without a response.
@@ -79,7 +81,7 @@ enum TryFailure {
 
 impl Proxy {
     /// A proxy with pooled keep-alive connections to the replicas.
-    pub fn new(settings: ProxySettings) -> Self {
+    pub fn new(settings: ProxySettings, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
@@ -89,6 +91,7 @@ impl Proxy {
         Self {
             client,
             settings: Arc::new(ArcSwap::from_pointee(settings)),
+            metrics,
         }
     }
 
@@ -143,7 +146,12 @@ impl Proxy {
             .map_or("/", |pq| pq.as_str())
             .to_string();
         let mut last = None;
-        for (replica, upstream) in snapshot.routes(&key).take(settings.retries + 1) {
+        for (attempt, (replica, upstream)) in
+            snapshot.routes(&key).take(settings.retries + 1).enumerate()
+        {
+            if attempt > 0 {
+                self.metrics.retries.inc();
+            }
             let uri = match format!("http://{}{path}", upstream.addr).parse::<Uri>() {
                 Ok(uri) => uri,
                 Err(e) => {
@@ -173,6 +181,18 @@ impl Proxy {
             drop(guard);
             tracing::warn!(%replica, addr = %upstream.addr, failure = ?failed, "try failed");
             pool.report_failure(replica, upstream.instance);
+            let kind = match failed {
+                TryFailure::Connect => "connect",
+                TryFailure::Reset => "reset",
+                TryFailure::Timeout => "timeout",
+            };
+            self.metrics
+                .failures
+                .get_or_create(&FailureLabels {
+                    replica: replica.to_string(),
+                    kind: kind.into(),
+                })
+                .inc();
             last = Some((replica.clone(), failed));
             let retryable = failed == TryFailure::Connect || idempotent;
             if !retryable {

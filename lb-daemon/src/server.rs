@@ -19,9 +19,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
+use crate::metrics::{AdminLabels, Metrics, RequestLabels};
 use crate::pool::ReplicaPool;
 use crate::proxy::Proxy;
-use crate::reply::{Body, failure};
+use crate::reply::{Body, failure, full};
 
 /// What every request needs: the pool, the proxy and the admin limits.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// Bearer token required by mutating admin calls, if set.
     pub admin_token: Option<String>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// What this listener serves.
     pub role: Role,
 }
@@ -52,24 +55,65 @@ pub enum Role {
 impl App {
     /// Serves one request according to the listener's [`Role`].
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        let admin_path = admin::is_admin_path(req.uri().path());
+        let path = req.uri().path().to_string();
+        let admin_path = admin::is_admin_path(&path) || path == "/metrics";
         match (self.role, admin_path) {
             (Role::Both | Role::Admin, true) => {
-                admin::handle(
-                    &self.pool,
-                    req,
-                    self.max_body_bytes,
-                    self.admin_token.as_deref(),
-                )
-                .await
+                let response = if path == "/metrics" && req.method() == hyper::Method::GET {
+                    let mut response =
+                        Response::new(full(self.metrics.render(&self.pool.snapshot())));
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    response
+                } else if path == "/metrics" {
+                    failure(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics")
+                } else {
+                    admin::handle(
+                        &self.pool,
+                        req,
+                        self.max_body_bytes,
+                        self.admin_token.as_deref(),
+                    )
+                    .await
+                };
+                self.metrics
+                    .admin_calls
+                    .get_or_create(&AdminLabels {
+                        endpoint: path,
+                        status: response.status().as_u16(),
+                    })
+                    .inc();
+                response
             }
             (Role::Admin, false) => failure(
                 StatusCode::NOT_FOUND,
                 format!("'{}' is not an admin endpoint", req.uri().path()),
             ),
             (Role::Both | Role::Proxy, _) => {
+                let started = std::time::Instant::now();
+                self.metrics.in_flight.inc();
                 let snapshot = self.pool.snapshot();
-                self.proxy.forward(&self.pool, &snapshot, req, client).await
+                let response = self.proxy.forward(&self.pool, &snapshot, req, client).await;
+                self.metrics.in_flight.dec();
+                self.metrics
+                    .duration
+                    .observe(started.elapsed().as_secs_f64());
+                let replica = response
+                    .headers()
+                    .get(crate::proxy::REPLICA_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_string();
+                let class = format!("{}xx", response.status().as_u16() / 100);
+                self.metrics
+                    .requests
+                    .get_or_create(&RequestLabels { replica, class })
+                    .inc();
+                response
             }
         }
     }

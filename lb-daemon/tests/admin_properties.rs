@@ -56,6 +56,7 @@ fn pool() -> Arc<ReplicaPool> {
         fresh_names: false,
         drain_timeout: Duration::ZERO,
         state_file: None,
+        respawns: Default::default(),
     };
     ReplicaPool::new(settings, Arc::new(StaticRuntime::new(Vec::new()))).unwrap()
 }

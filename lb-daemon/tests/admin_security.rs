@@ -104,3 +104,28 @@ fn a_non_loopback_admin_api_without_a_token_is_refused() {
     assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lbctl_sends_the_token() {
+    let daemon = Daemon::start(&with_admin(&format!("token = \"{TOKEN}\"")));
+    let run = |extra: &[&str]| {
+        Command::new(binary("lbctl"))
+            .arg("--url")
+            .arg(daemon.url(""))
+            .args(extra)
+            .args(["add", "-n", "1"])
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Authorization"));
+    let accepted = run(&["--token", TOKEN]);
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    assert_eq!(daemon.replicas().len(), 3);
+}

@@ -321,7 +321,7 @@ fn compose_up_serves_and_down_leaves_nothing() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"0.0.0.0:5000\"\nreplicas = 3\n[runtime]\nkind = \"docker\"\nnetwork = \"{}\"\nname_prefix = \"{}-\"\nowner = \"{}\"\naddress = \"alias\"\nstop_on_shutdown = true\n",
+            "listen = \"0.0.0.0:5000\"\nreplicas = 3\n[runtime]\nkind = \"docker\"\nnetwork = \"{}\"\nname_prefix = \"{}-\"\nowner = \"{}\"\naddress = \"alias\"\nstop_on_shutdown = true\n[admin]\ntoken = \"compose-test-token-0123456789\"\n",
             scope.network(),
             scope.id,
             scope.id

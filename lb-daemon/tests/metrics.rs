@@ -1,0 +1,83 @@
+//! `/metrics`: the counters add up to the requests sent, and the text parses as
+//! OpenMetrics (Python's `prometheus_client` parser, installed by `.ci/run`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Daemon, base_config, call};
+
+/// Sum of the samples of `metric` whose line contains every one of `labels`.
+fn sum(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn counters_add_up_to_the_requests_sent_and_the_text_is_openmetrics() {
+    let daemon = Daemon::start(&base_config(3));
+    for i in 0..120 {
+        assert_eq!(daemon.home(Some(&format!("m{i}"))).0, 200);
+    }
+    let (status, _) = call("GET", &daemon.url("/nope"), None);
+    assert_eq!(status, 404);
+    let (status, text) = call("GET", &daemon.url("/metrics"), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        sum(&text, "lb_requests_total", &["class=\"2xx\""]),
+        120.0,
+        "{text}"
+    );
+    assert_eq!(sum(&text, "lb_requests_total", &["class=\"4xx\""]), 1.0);
+    assert_eq!(sum(&text, "lb_request_duration_seconds_count", &[]), 121.0);
+    assert_eq!(sum(&text, "lb_replica_up", &[]), 3.0);
+    assert_eq!(sum(&text, "lb_ring_nodes", &[]), 3.0);
+    for replica in ["server1", "server2", "server3"] {
+        assert!(
+            sum(
+                &text,
+                "lb_requests_total",
+                &[&format!("replica=\"{replica}\"")]
+            ) > 0.0,
+            "{replica} got nothing"
+        );
+    }
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+
+    let parse = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                 families = list(text_string_to_metric_families(sys.stdin.read()))\nprint(len(families))";
+    let out = Command::new("python3")
+        .args(["-c", parse])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("No module named") {
+        assert!(
+            std::env::var_os("LB_REQUIRE_PEERS").is_none(),
+            "pip install prometheus-client"
+        );
+        eprintln!("skipped the OpenMetrics parse: prometheus_client is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "not OpenMetrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // Families without samples yet (failures, admin calls) may be left out.
+    assert!(families >= 7, "{families} metric families");
+}
