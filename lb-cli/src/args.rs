@@ -13,7 +13,7 @@ pub struct Args {
     #[arg(long, env = "LBCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the daemon's JSON answer as received instead of a table.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
     /// Give up on a call after this many milliseconds (starting replicas can take seconds).
     #[arg(long, default_value_t = 30_000)]
@@ -36,6 +36,8 @@ pub enum Command {
         /// Hostnames for some or all of them.
         names: Vec<String>,
     },
+    /// Load the daemon with GET requests and report latency and the split per replica.
+    Bench(BenchArgs),
     /// Remove N replicas: the NAMEs given, then others the daemon picks (`DELETE /rm`).
     Rm {
         /// How many replicas to remove.
@@ -44,4 +46,34 @@ pub enum Command {
         /// Hostnames to remove.
         names: Vec<String>,
     },
+}
+
+/// `lbctl bench` options.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// `avalanche`: `-c` connections as fast as possible; `tsunami`: one request every
+    /// `--interval`, on a fixed schedule (latency counted from the scheduled time).
+    #[arg(long, default_value = "avalanche")]
+    pub mode: String,
+    /// Concurrent connections (avalanche) or worker connections (tsunami).
+    #[arg(short = 'c', long, default_value_t = 8)]
+    pub connections: usize,
+    /// Tsunami pacing, e.g. `10ms`.
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after this many requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Stop after this long, e.g. `5s` (default 10s when --requests is not given).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Keys: `random`, `fixed:K` or `zipf:S` (over 10,000 keys), sent in `x-lb-key`.
+    #[arg(long, default_value = "random")]
+    pub keys: String,
+    /// Path requested.
+    #[arg(long, default_value = "/home")]
+    pub path: String,
+    /// Write the full report as JSON to this file.
+    #[arg(long = "json", value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
 }

@@ -7,6 +7,7 @@
 //! 2 the daemon could not be reached or answered something else, or bad usage.
 
 mod args;
+mod bench;
 mod client;
 mod table;
 
@@ -22,10 +23,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let client = AdminClient::new(&args.url, Duration::from_millis(args.timeout_ms))
         .with_token(args.token.clone());
+    if let Command::Bench(bench_args) = &args.command {
+        return bench_command(&args.url, bench_args);
+    }
     let result = match &args.command {
         Command::Rep => client.replicas(),
         Command::Add { n, names } => client.add(*n, names),
         Command::Rm { n, names } => client.remove(*n, names),
+        Command::Bench(_) => return ExitCode::from(2),
     };
     match result {
         Ok(replicas) if args.json => {
@@ -48,4 +53,30 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `lbctl bench`: runs, prints the report, writes `--json FILE`.
+fn bench_command(url: &str, args: &args::BenchArgs) -> ExitCode {
+    let report = match bench::run(url, args) {
+        Ok(report) => report,
+        Err(reason) => {
+            eprintln!("lbctl: {reason}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", bench::render(&report));
+    if let Some(path) = &args.report {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| std::fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("lbctl: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.ok == 0 {
+        eprintln!("lbctl: no request succeeded; is the daemon at {url}?");
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Daemon, base_config, binary};
+use common::{Daemon, base_config, binary, call};
 
 /// Runs lbctl → (exit code, stdout, stderr).
 fn lbctl(url: &str, args: &[&str]) -> (i32, String, String) {
@@ -87,4 +87,62 @@ fn lbctl_usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn lbctl_bench_tsunami_keeps_its_pace_and_its_report_matches_the_metrics() {
+    let daemon = Daemon::start(&base_config(3));
+    let report = std::env::temp_dir().join(format!("lbctl-bench-{}.json", common::fastrand_u64()));
+    let out = Command::new(binary("lbctl"))
+        .arg("--url")
+        .arg(daemon.url(""))
+        .args([
+            "bench",
+            "--mode",
+            "tsunami",
+            "--interval",
+            "5ms",
+            "--duration",
+            "5s",
+            "--json",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    let sent = json["requests"].as_u64().unwrap();
+    assert!((950..=1050).contains(&sent), "paced 1000, sent {sent}");
+    assert_eq!(json["ok"].as_u64().unwrap(), sent);
+    let per_replica: u64 = json["per_replica"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(per_replica, sent);
+    let (_, metrics) = call("GET", &daemon.url("/metrics"), None);
+    for (replica, n) in json["per_replica"].as_object().unwrap() {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("lb_requests_total")
+                    && l.contains(&format!("replica=\"{replica}\""))
+                    && l.contains("2xx")
+            })
+            .unwrap_or_else(|| panic!("no metric for {replica}"));
+        let counted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert_eq!(counted, n.as_u64().unwrap(), "{replica}");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("latency ms: min") && text.contains("mode") && text.contains("p99"),
+        "{text}"
+    );
 }
