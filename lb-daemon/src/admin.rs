@@ -24,6 +24,8 @@
 //!   `... more than removable instances`), a duplicate, invalid, taken (`/add`) or
 //!   unknown (`/rm`) hostname, removing more replicas than exist.
 //! - `405`: another method on an admin path. `413`: a body above `admin.max_body_bytes`.
+//! - `403`: a browser page of another origin (`Origin` ≠ `Host`): cross-site request
+//!   forgery is refused.
 //! - `401`/`403`: with `admin.token` set, `/add` and `/rm` without
 //!   `Authorization: Bearer <token>`, or with another token.
 //! - `500`: a replica could not be started (the others of the call are stopped).
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, AUTHORIZATION, HOST, HeaderValue, ORIGIN, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use lb_core::NodeId;
 use serde_json::{Value, json};
@@ -76,6 +78,12 @@ pub async fn handle(
     }
     if allowed == Method::GET {
         return replicas(pool);
+    }
+    if let Some(origin) = foreign_origin(&req) {
+        return failure(
+            StatusCode::FORBIDDEN,
+            format!("cross-origin admin call from {origin} refused"),
+        );
     }
     if let Some(expected) = token {
         match req
@@ -131,6 +139,26 @@ pub async fn handle(
     match result {
         Ok(_) => replicas(pool),
         Err(e) => failure(status_of(&e), e),
+    }
+}
+
+/// A browser page of another site calling `/add` or `/rm` (cross-site request forgery):
+/// the `Origin` it sent, when that names another host and port than the request's
+/// `Host`. Clients that send no `Origin` (curl, lbctl, scripts) are not affected.
+fn foreign_origin(req: &Request<Incoming>) -> Option<String> {
+    let origin = req.headers().get(ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("(not text)");
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => None,
+        _ => Some(origin.to_string()),
     }
 }
 

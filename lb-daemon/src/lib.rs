@@ -20,7 +20,8 @@
 //! - `pool`: membership, health, respawn; publishes `snapshot`s.
 //! - `snapshot`: the immutable routing view requests read without locks.
 //! - `proxy`: forwarding to the chosen replica. `admin`: `/add`, `/rm`, `/rep`.
-//! - `metrics`: Prometheus metrics on `/metrics`.
+//! - `metrics`: Prometheus metrics on `/metrics`. `status`: the JSON of `/status`;
+//!   `dashboard`: the live page on `/dashboard` that polls it.
 //! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
 //! - `server`: the accept loop, limits and graceful drain. `reply`: response shapes.
 //! - `state`: the state file that lets the replica set survive restarts.
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod dashboard;
 pub mod key;
 pub mod metrics;
 pub mod pool;
@@ -39,6 +41,7 @@ pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -108,6 +111,7 @@ pub async fn run_with_reloads(
     shutdown: CancellationToken,
     mut reloads: mpsc::UnboundedReceiver<Config>,
 ) -> Result<(), DaemonError> {
+    let started = std::time::Instant::now();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(Metrics::new());
     let runtime: Arc<dyn ReplicaRuntime> = match &config.runtime {
@@ -169,6 +173,7 @@ pub async fn run_with_reloads(
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
         role: Role::Both,
+        started,
     };
     let limits = server::Limits {
         header_read_timeout: config.header_read_timeout,

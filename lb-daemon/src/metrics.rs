@@ -80,7 +80,12 @@ pub struct Metrics {
     pub ring_nodes: Gauge,
     /// Admin calls.
     pub admin_calls: Family<AdminLabels, Counter>,
+    /// Proxied requests, all replicas and classes (not exported; `/status` reads it).
+    requests_seen: Counter,
 }
+
+/// The status classes `lb_requests_total` uses.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -153,7 +158,45 @@ impl Metrics {
             respawns,
             ring_nodes,
             admin_calls,
+            requests_seen: Counter::default(),
         }
+    }
+
+    /// Counts one proxied request answered by `replica` (`none`: by no replica) with
+    /// HTTP `status`.
+    pub fn record_request(&self, replica: &str, status: u16) {
+        let class = CLASSES
+            .get(usize::from(status / 100).saturating_sub(1))
+            .copied()
+            .unwrap_or("5xx");
+        self.requests
+            .get_or_create(&RequestLabels {
+                replica: replica.to_string(),
+                class: class.to_string(),
+            })
+            .inc();
+        self.requests_seen.inc();
+    }
+
+    /// Proxied responses of `replica` since start, every status class (`none`: requests
+    /// no replica answered).
+    pub fn requests_of(&self, replica: &str) -> u64 {
+        CLASSES
+            .iter()
+            .filter_map(|class| {
+                self.requests
+                    .get(&RequestLabels {
+                        replica: replica.to_string(),
+                        class: (*class).to_string(),
+                    })
+                    .map(|counter| counter.get())
+            })
+            .sum()
+    }
+
+    /// Proxied requests since start, answered by a replica or not.
+    pub fn requests_total(&self) -> u64 {
+        self.requests_seen.get()
     }
 
     /// The OpenMetrics text, with the gauges that mirror `snapshot` brought up to date.

@@ -115,6 +115,30 @@ struct Member {
     backoff: Duration,
     /// Requests in flight to this replica (shared with the snapshots).
     inflight: Arc<AtomicUsize>,
+    /// Times this member was respawned.
+    respawns: u64,
+}
+
+/// One replica as the status page shows it ([`ReplicaPool::status`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplicaStatus {
+    /// Hostname.
+    pub name: String,
+    /// `ip:port` of the running instance; `None` while a respawn has not produced one.
+    pub address: Option<SocketAddr>,
+    /// `up`, `down` (failed checks; respawn pending on runtimes that respawn) or
+    /// `respawning` (a new instance is being started).
+    pub state: &'static str,
+    /// Milliseconds since the current instance started.
+    pub uptime_ms: u64,
+    /// Milliseconds since the health state last changed.
+    pub state_ms: u64,
+    /// Times this replica was respawned since it was added.
+    pub respawns: u64,
+    /// Requests being proxied to it now.
+    pub in_flight: usize,
+    /// Fraction of the hash space it owns on the ring (0–1): its expected share of keys.
+    pub ring_share: f64,
 }
 
 #[derive(Debug)]
@@ -171,6 +195,42 @@ impl ReplicaPool {
         let mut members: Vec<(&NodeId, &Member)> = state.members.iter().collect();
         members.sort_by_key(|(_, m)| m.seq);
         members.into_iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Every replica in the order added, with health, address, uptime and respawn count.
+    pub fn status(&self) -> Vec<ReplicaStatus> {
+        let state = self.lock();
+        let now = Instant::now();
+        let shares = state.ring.shares();
+        let mut members: Vec<(&NodeId, &Member)> = state.members.iter().collect();
+        members.sort_by_key(|(_, m)| m.seq);
+        members
+            .into_iter()
+            .map(|(name, m)| {
+                let ring_share = state
+                    .ring
+                    .nodes()
+                    .iter()
+                    .position(|node| node.id() == name)
+                    .and_then(|i| shares.get(i).copied())
+                    .unwrap_or(0.0);
+                let state = match (m.respawning, m.health.is_up()) {
+                    (true, _) => "respawning",
+                    (false, true) => "up",
+                    (false, false) => "down",
+                };
+                ReplicaStatus {
+                    name: name.to_string(),
+                    address: m.instance.map(|i| i.addr),
+                    state,
+                    uptime_ms: millis(now.duration_since(m.started)),
+                    state_ms: millis(now.duration_since(m.health.since())),
+                    respawns: m.respawns,
+                    in_flight: m.inflight.load(Ordering::Relaxed),
+                    ring_share,
+                }
+            })
+            .collect()
     }
 
     /// Replicas to probe: those with a running instance that is not being replaced.
@@ -296,6 +356,7 @@ impl ReplicaPool {
             started: now,
             backoff: Duration::ZERO,
             inflight: Arc::new(AtomicUsize::new(0)),
+            respawns: 0,
         }
     }
 
@@ -594,6 +655,7 @@ impl ReplicaPool {
         };
         let mut member = self.member(old.seq, instance, now);
         member.backoff = old.backoff;
+        member.respawns = old.respawns + 1;
         if target != name {
             let ring = Arc::make_mut(&mut state.ring);
             let _ = ring.remove(name.as_str());
@@ -680,6 +742,10 @@ impl ReplicaPool {
         // Every critical section leaves the state consistent, so a poisoned lock is safe to reuse.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn check_n(n: usize, max: usize) -> Result<(), AdminError> {

@@ -6,11 +6,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -19,10 +20,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::metrics::{AdminLabels, Metrics, RequestLabels};
+use crate::dashboard;
+use crate::metrics::{AdminLabels, Metrics};
 use crate::pool::ReplicaPool;
 use crate::proxy::Proxy;
 use crate::reply::{Body, failure, full};
+use crate::status;
 
 /// What every request needs: the pool, the proxy and the admin limits.
 #[derive(Debug, Clone)]
@@ -39,6 +42,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// What this listener serves.
     pub role: Role,
+    /// When the daemon started, for `/status`.
+    pub started: Instant,
 }
 
 /// What a listener serves.
@@ -56,21 +61,11 @@ impl App {
     /// Serves one request according to the listener's [`Role`].
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let path = req.uri().path().to_string();
-        let admin_path = admin::is_admin_path(&path) || path == "/metrics";
+        let admin_path = admin::is_admin_path(&path) || is_observation_path(&path);
         match (self.role, admin_path) {
             (Role::Both | Role::Admin, true) => {
-                let response = if path == "/metrics" && req.method() == hyper::Method::GET {
-                    let mut response =
-                        Response::new(full(self.metrics.render(&self.pool.snapshot())));
-                    response.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static(
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        ),
-                    );
-                    response
-                } else if path == "/metrics" {
-                    failure(StatusCode::METHOD_NOT_ALLOWED, "use GET /metrics")
+                let response = if is_observation_path(&path) {
+                    self.observe(&path, req.method())
                 } else {
                     admin::handle(
                         &self.pool,
@@ -106,17 +101,48 @@ impl App {
                     .headers()
                     .get(crate::proxy::REPLICA_HEADER)
                     .and_then(|v| v.to_str().ok())
-                    .unwrap_or("none")
-                    .to_string();
-                let class = format!("{}xx", response.status().as_u16() / 100);
+                    .unwrap_or("none");
                 self.metrics
-                    .requests
-                    .get_or_create(&RequestLabels { replica, class })
-                    .inc();
+                    .record_request(replica, response.status().as_u16());
                 response
             }
         }
     }
+}
+
+impl App {
+    /// `GET /metrics`, `/status` or `/dashboard`; other methods answer 405.
+    fn observe(&self, path: &str, method: &Method) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} {path} is not allowed; use GET"),
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match path {
+            "/metrics" => {
+                let mut response = Response::new(full(self.metrics.render(&self.pool.snapshot())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            "/status" => status::respond(&self.pool, &self.metrics, self.started),
+            _ => dashboard::page(),
+        }
+    }
+}
+
+/// Paths that show the daemon's state: `/metrics`, `/status`, `/dashboard`.
+fn is_observation_path(path: &str) -> bool {
+    matches!(path, "/metrics" | "/status" | "/dashboard")
 }
 
 /// Limits of the client-facing listener.
