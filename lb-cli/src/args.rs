@@ -38,6 +38,9 @@ pub enum Command {
     },
     /// Load the daemon with GET requests and report latency and the split per replica.
     Bench(BenchArgs),
+    /// Draw the A-1…A-4 analyses as PNG and SVG charts (distribution, scaling,
+    /// failover, hash-functions).
+    Analyze(AnalyzeArgs),
     /// Remove N replicas: the NAMEs given, then others the daemon picks (`DELETE /rm`).
     Rm {
         /// How many replicas to remove.
@@ -76,4 +79,85 @@ pub struct BenchArgs {
     /// Write the full report as JSON to this file.
     #[arg(long = "json", value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
+}
+
+/// `lbctl analyze` options.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Which analysis.
+    #[command(subcommand)]
+    pub chart: Chart,
+    /// Directory the `<chart>.png` and `<chart>.svg` files are written to.
+    #[arg(long, global = true, default_value = ".")]
+    pub out: std::path::PathBuf,
+}
+
+/// The analyses of `lbctl analyze`.
+#[derive(Debug, Subcommand)]
+pub enum Chart {
+    /// requests per replica for N replicas (bar chart).
+    Distribution {
+        /// Replicas. Online, the daemon is scaled to this many and back afterwards.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Requests (random keys).
+        #[arg(long, default_value_t = 10_000)]
+        requests: u64,
+        /// Hash the keys with lb-core here instead of sending them to the daemon.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// mean, min and max requests per replica as N grows (line chart).
+    Scaling {
+        /// Smallest N.
+        #[arg(long, default_value_t = 2)]
+        from: usize,
+        /// Largest N.
+        #[arg(long, default_value_t = 6)]
+        to: usize,
+        /// Requests per N (random keys).
+        #[arg(long, default_value_t = 10_000)]
+        requests: u64,
+        /// Hash the keys with lb-core here instead of sending them to the daemon.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// requests per second per replica while one replica is killed and respawned
+    /// under paced load (timeline). Needs a running daemon.
+    Failover {
+        /// Shell command that kills the replica; `{replica}`, `{address}` and `{port}`
+        /// are replaced, e.g. `docker kill lb-{replica}` or
+        /// `pkill -KILL -f -- '--name {replica}( |$)'`.
+        #[arg(long)]
+        kill_cmd: String,
+        /// The replica to kill (default: the second one listed).
+        #[arg(long)]
+        victim: Option<String>,
+        /// Paced requests per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Length of the timeline, seconds.
+        #[arg(long, default_value_t = 12)]
+        seconds: u32,
+        /// When the kill command runs, seconds into the timeline.
+        #[arg(long, default_value_t = 4)]
+        kill_at: u32,
+    },
+    /// the distribution under xxh3, SHA-256 and MD5, and their lookup cost.
+    HashFunctions {
+        /// Replicas on each ring.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Requests (random keys) per hash function.
+        #[arg(long, default_value_t = 10_000)]
+        requests: u64,
+        /// Online: one daemon per hash function, as `NAME=URL` (repeat), each already
+        /// configured with that `hash`. Default: the daemon at `--url`, under the hash
+        /// it reports.
+        #[arg(long = "daemon", value_name = "NAME=URL")]
+        daemons: Vec<String>,
+        /// Hash the keys with lb-core here for all three functions.
+        #[arg(long)]
+        offline: bool,
+    },
 }

@@ -1,4 +1,4 @@
-//! `lbctl [--url URL] [--json] rep | add -n N [NAME...] | rm -n N [NAME...]`
+//! `lbctl [--url URL] [--json] rep | add -n N [NAME...] | rm -n N [NAME...] | bench | analyze`
 //!
 //! Lists, adds and removes the replicas of an lb-daemon over its admin API. Prints a
 //! table by default and the daemon's JSON answer with `--json`.
@@ -6,6 +6,7 @@
 //! Exit codes: 0 success; 1 the daemon refused the call (its reason on stderr);
 //! 2 the daemon could not be reached or answered something else, or bad usage.
 
+mod analyze;
 mod args;
 mod bench;
 mod client;
@@ -26,11 +27,29 @@ fn main() -> ExitCode {
     if let Command::Bench(bench_args) = &args.command {
         return bench_command(&args.url, bench_args);
     }
+    if let Command::Analyze(analyze_args) = &args.command {
+        return match analyze::run(&args.url, &client, analyze_args) {
+            Ok((files, summary)) => {
+                print!("{summary}");
+                if !summary.ends_with('\n') {
+                    println!();
+                }
+                for file in files {
+                    println!("wrote {}", file.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(reason) => {
+                eprintln!("lbctl: {reason}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = match &args.command {
         Command::Rep => client.replicas(),
         Command::Add { n, names } => client.add(*n, names),
         Command::Rm { n, names } => client.remove(*n, names),
-        Command::Bench(_) => return ExitCode::from(2),
+        Command::Bench(_) | Command::Analyze(_) => return ExitCode::from(2),
     };
     match result {
         Ok(replicas) if args.json => {
