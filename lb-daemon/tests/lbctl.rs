@@ -5,22 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Daemon, base_config, binary, call};
-
-/// Runs lbctl → (exit code, stdout, stderr).
-fn lbctl(url: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary("lbctl"))
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{Daemon, base_config, binary, call, lbctl};
 
 #[test]
 fn lbctl_lists_adds_and_removes() {

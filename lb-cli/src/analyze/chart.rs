@@ -16,6 +16,15 @@ const BAR: RGBColor = RGBColor(9, 105, 218);
 const IDEAL: RGBColor = RGBColor(31, 35, 40);
 const FAILED: RGBColor = RGBColor(207, 34, 46);
 const MARK: RGBColor = RGBColor(130, 80, 223);
+/// Line colours of the replicas of a timeline (red is kept for failures).
+const SERIES: [RGBColor; 6] = [
+    RGBColor(9, 105, 218),
+    RGBColor(26, 127, 55),
+    RGBColor(191, 135, 0),
+    RGBColor(0, 150, 160),
+    RGBColor(110, 84, 148),
+    RGBColor(130, 130, 130),
+];
 
 /// Something that can draw itself on any plotters backend.
 pub trait Chart {
@@ -340,7 +349,7 @@ impl Chart for Timeline {
             .draw()
             .map_err(text)?;
         for (i, (name, points)) in self.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = SERIES[i % SERIES.len()];
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),

@@ -1,5 +1,5 @@
 //! one replica is killed while paced load runs through the daemon; the timeline
-//! shows requests per second answered by each replica (0.5 s buckets), failed
+//! shows requests per second answered by each replica (0.25 s buckets), failed
 //! requests per second, the moment of the kill and the moment `/status` shows the
 //! replica Up again after its respawn.
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::chart::Timeline;
 
 /// Width of a timeline bucket, seconds.
-const BUCKET: f64 = 0.5;
+const BUCKET: f64 = 0.25;
 /// Worker connections sending the paced requests.
 const WORKERS: usize = 8;
 
@@ -280,11 +280,11 @@ mod tests {
         let m = measured(&plan, "b", "kill", &results, 1.0, Some(1.5));
         let a = &m.timeline.series[0];
         assert_eq!(a.0, "a");
-        assert_eq!(
-            a.1,
-            vec![(0.25, 4.0), (0.75, 0.0), (1.25, 0.0), (1.75, 0.0)]
-        );
-        assert_eq!(m.timeline.failed[2], (1.25, 2.0));
+        assert_eq!(a.1.len(), 8, "2 s in 0.25 s buckets");
+        assert_eq!(a.1[0], (0.125, 4.0), "0.1 s falls in the first bucket");
+        assert_eq!(a.1[1], (0.375, 4.0));
+        assert_eq!(a.1.iter().map(|p| p.1).sum::<f64>(), 8.0);
+        assert_eq!(m.timeline.failed[4], (1.125, 4.0));
         assert_eq!(m.timeline.marks.len(), 2);
         assert!(m.summary.contains("Up again 500 ms after"), "{}", m.summary);
         assert!(m.summary.contains("1 requests failed"), "{}", m.summary);

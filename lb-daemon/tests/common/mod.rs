@@ -353,3 +353,18 @@ pub fn join_load(workers: Vec<std::thread::JoinHandle<(u64, u64, u64)>>) -> (u64
         (o + wo, b + wb, e + we)
     })
 }
+
+/// Runs `lbctl --url <url> <args>` → (exit code, stdout, stderr).
+pub fn lbctl(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary("lbctl"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
