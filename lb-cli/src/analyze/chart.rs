@@ -383,7 +383,7 @@ impl Chart for Timeline {
             chart
                 .draw_series(std::iter::once(Text::new(
                     label.clone(),
-                    (*t + self.seconds * 0.005, y),
+                    (*t + self.seconds * 0.008, y),
                     style.clone(),
                 )))
                 .map_err(text)?;

@@ -150,9 +150,9 @@ pub fn run(plan: &Plan) -> Result<Measured, String> {
 
     std::thread::sleep(Duration::from_secs(u64::from(plan.kill_at)));
     let killed_at = start.elapsed().as_secs_f64();
-    let killed = Command::new("sh").arg("-c").arg(&command).status();
+    let killed = Command::new("sh").arg("-c").arg(&command).output();
     let mut back_at = None;
-    if matches!(&killed, Ok(s) if s.success()) {
+    if matches!(&killed, Ok(out) if out.status.success()) {
         while Instant::now() < end {
             let now = start.elapsed().as_secs_f64();
             let replaced = status(&agent, &url).ok().and_then(|replicas| {
@@ -177,8 +177,14 @@ pub fn run(plan: &Plan) -> Result<Measured, String> {
         );
     }
     match killed {
-        Ok(s) if s.success() => {}
-        Ok(s) => return Err(format!("the kill command `{command}` exited with {s}")),
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Err(format!(
+                "the kill command `{command}` exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
         Err(e) => return Err(format!("cannot run the kill command `{command}`: {e}")),
     }
     Ok(measured(
@@ -218,7 +224,7 @@ fn measured(
             .collect()
     };
     let failures: u64 = failed.iter().sum();
-    let mut marks = vec![(killed_at, format!("`{command}`"))];
+    let mut marks = vec![(killed_at, format!("kill: {command}"))];
     let recovery = match back_at {
         Some(t) => {
             marks.push((
