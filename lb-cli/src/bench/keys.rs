@@ -46,16 +46,17 @@ impl std::str::FromStr for Keys {
 
 impl Keys {
     /// The key for the next request.
-    pub fn next(&self, rng: &mut fastrand::Rng) -> String {
+    pub fn next(&self, rng: &mut fastrand::Rng) -> std::borrow::Cow<'_, str> {
         match self {
-            Keys::Random => format!("{:016x}", rng.u64(..)),
-            Keys::Fixed(key) => key.clone(),
+            Keys::Random => format!("{:016x}", rng.u64(..)).into(),
+            Keys::Fixed(key) => key.as_str().into(),
             Keys::Zipf(cdf) => {
                 let u = rng.f64();
                 format!(
                     "user-{}",
                     cdf.partition_point(|&c| c < u).min(POPULATION - 1)
                 )
+                .into()
             }
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod keys;
 pub mod stats;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -48,8 +49,8 @@ pub struct Report {
 }
 
 /// One worker's tallies.
-#[derive(Default)]
-struct Tally {
+#[derive(Debug, Default)]
+pub struct Tally {
     ok: u64,
     non_2xx: u64,
     errors: u64,
@@ -71,6 +72,9 @@ pub fn run(base: &str, args: &BenchArgs) -> Result<Report, String> {
     if args.connections == 0 || args.connections > 1024 {
         return Err("-c must be between 1 and 1024".into());
     }
+    if !args.path.starts_with('/') || args.path.parse::<hyper::Uri>().is_err() {
+        return Err(format!("--path {:?} must be a path like /home", args.path));
+    }
     if tsunami && args.interval.is_zero() {
         return Err("--interval must be above 0".into());
     }
@@ -78,65 +82,25 @@ pub fn run(base: &str, args: &BenchArgs) -> Result<Report, String> {
         (None, None) => Some(Duration::from_secs(10)),
         (_, d) => d,
     };
-    let limit = args.requests.unwrap_or(u64::MAX);
-    let url = format!("{}{}", base.trim_end_matches('/'), args.path);
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let progress = progress_bar(args.requests, duration);
     let start = Instant::now();
-    let deadline = duration.map(|d| start + d);
+    let plan = Arc::new(worker::Plan {
+        authority: worker::authority(base)?,
+        path: args.path.clone(),
+        keys,
+        interval: tsunami.then_some(args.interval),
+        start,
+        deadline: duration.map(|d| start + d),
+        limit: args.requests.unwrap_or(u64::MAX),
+        next,
+        done: progress.as_ref().map(|_| Arc::clone(&done)),
+    });
     let workers: Vec<_> = (0..args.connections)
         .map(|w| {
-            let (url, keys, next, done) = (
-                url.clone(),
-                keys.clone(),
-                Arc::clone(&next),
-                Arc::clone(&done),
-            );
-            let interval = args.interval;
-            std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(30))
-                    .build();
-                let mut rng = fastrand::Rng::with_seed(w as u64 + 1);
-                let mut tally = Tally::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= limit {
-                        break;
-                    }
-                    let due = if tsunami {
-                        let due =
-                            start + interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
-                        if deadline.is_some_and(|d| due >= d) {
-                            break;
-                        }
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        due
-                    } else {
-                        let now = Instant::now();
-                        if deadline.is_some_and(|d| now >= d) {
-                            break;
-                        }
-                        now
-                    };
-                    match agent.get(&url).set("x-lb-key", &keys.next(&mut rng)).call() {
-                        Ok(resp) => {
-                            let replica = resp.header("x-lb-replica").unwrap_or("none").to_string();
-                            let _ = resp.into_string();
-                            tally.latencies.record(due.elapsed());
-                            tally.ok += 1;
-                            *tally.per_replica.entry(replica).or_insert(0) += 1;
-                        }
-                        Err(ureq::Error::Status(..)) => tally.non_2xx += 1,
-                        Err(_) => tally.errors += 1,
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                tally
-            })
+            let plan = Arc::clone(&plan);
+            std::thread::spawn(move || worker::run(w, plan))
         })
         .collect();
     let mut total = Tally::default();

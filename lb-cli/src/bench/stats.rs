@@ -3,12 +3,11 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Latencies recorded in microseconds (HDR histogram, 3 significant digits) plus a
-/// 0.1 ms bucket count for the mode.
+/// Latencies recorded in microseconds (HDR histogram, 3 significant digits); the mode is
+/// read from it in 0.1 ms steps.
 #[derive(Debug)]
 pub struct Latencies {
     histogram: Histogram<u64>,
-    tenths: std::collections::HashMap<u64, u64>,
 }
 
 /// The summary printed and written to the JSON report (milliseconds).
@@ -43,7 +42,6 @@ impl Latencies {
     pub fn new() -> Self {
         Self {
             histogram: Histogram::new(3).unwrap_or_else(|_| unreachable_histogram()),
-            tenths: std::collections::HashMap::new(),
         }
     }
 
@@ -51,26 +49,29 @@ impl Latencies {
     pub fn record(&mut self, latency: std::time::Duration) {
         let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         let _ = self.histogram.record(micros.max(1));
-        *self.tenths.entry(micros / 100).or_insert(0) += 1;
     }
 
     /// Adds another record into this one.
     pub fn merge(&mut self, other: &Latencies) {
         let _ = self.histogram.add(&other.histogram);
-        for (bucket, n) in &other.tenths {
-            *self.tenths.entry(*bucket).or_insert(0) += n;
-        }
     }
 
     /// The summary (all zeros when empty).
     pub fn summary(&self) -> Summary {
         let ms = |micros: u64| micros as f64 / 1000.0;
         let h = &self.histogram;
-        let mode = self
-            .tenths
-            .iter()
-            .max_by_key(|(bucket, n)| (**n, std::cmp::Reverse(**bucket)))
-            .map_or(0.0, |(bucket, _)| *bucket as f64 / 10.0);
+        // The 0.1 ms step holding the most samples (the first of equals), by its lower edge.
+        let mode = h
+            .iter_linear(100)
+            .max_by_key(|step| {
+                (
+                    step.count_since_last_iteration(),
+                    std::cmp::Reverse(step.value_iterated_to()),
+                )
+            })
+            .map_or(0.0, |step| {
+                (step.value_iterated_to() + 1).saturating_sub(100) as f64 / 1000.0
+            });
         Summary {
             count: h.len(),
             min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
@@ -114,5 +115,16 @@ mod tests {
         other.record(Duration::from_millis(2));
         l.merge(&other);
         assert_eq!(l.summary().count, 11);
+
+        let mut fast = Latencies::new();
+        for micros in [310u64, 340, 390, 420, 1200] {
+            fast.record(Duration::from_micros(micros));
+        }
+        assert!(
+            (fast.summary().mode_ms - 0.3).abs() < 1e-9,
+            "{:?}",
+            fast.summary()
+        );
+        assert_eq!(Latencies::new().summary().mode_ms, 0.0);
     }
 }
