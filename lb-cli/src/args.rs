@@ -126,8 +126,8 @@ pub enum Chart {
     /// under paced load (timeline). Needs a running daemon.
     Failover {
         /// Shell command that kills the replica; `{replica}`, `{address}` and `{port}`
-        /// are replaced, e.g. `docker kill lb-{replica}` or
-        /// `pkill -KILL -f -- '--name {replica}( |$)'`.
+        /// are replaced, e.g. `docker kill {replica}` (Docker runtime, empty
+        /// `name_prefix`) or `fuser -k -KILL {port}/tcp` (child processes, psmisc).
         #[arg(long)]
         kill_cmd: String,
         /// The replica to kill (default: the second one listed).
