@@ -1,8 +1,8 @@
 //! `/status` and the `/dashboard` page. The page is driven in real headless Chromium
 //! through chromedriver (Debian's `chromium` and `chromium-driver`, installed by
 //! `.ci/run`) with the `fantoccini` WebDriver client: it shows the replica rows, its
-//! "Add replica" button adds a replica, and a screenshot is saved as
-//! `target/tmp/dashboard.png`.
+//! "Add replica" button adds a replica, "Remove" removes it, a killed replica's row
+//! counts its respawn, and a screenshot is saved as `target/tmp/dashboard.png`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, agent, base_config, call};
+use common::{Daemon, agent, base_config, call, child_pids, signal};
 use fantoccini::{ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -168,7 +168,7 @@ async fn wait_rows(browser: &fantoccini::Client, check: impl Fn(&[String]) -> bo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_in_headless_chromium_lists_replicas_and_adds_one() {
+async fn dashboard_in_headless_chromium_lists_adds_removes_and_counts_respawns() {
     let Some(driver) = chromedriver() else {
         return;
     };
@@ -258,6 +258,20 @@ async fn dashboard_in_headless_chromium_lists_replicas_and_adds_one() {
         let shown = wait_rows(&browser, |r| r.len() == 3).await;
         assert!(!shown.contains(&"server4".to_string()));
         assert_eq!(daemon.replicas(), ["server1", "server2", "server3"]);
+
+        // A replica killed for real shows one respawn once it is back.
+        let pid = child_pids(daemon.pid())["server2"];
+        signal(pid, "KILL");
+        let respawns = Locator::Css("#replicas tr[data-replica='server2'] td:nth-child(5)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let shown = browser.find(respawns).await.unwrap().text().await.unwrap();
+            if shown == "1" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server2 shows {shown} respawns");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     };
     // Close the browser session even when an assertion failed.
     let result = AssertUnwindSafe(outcome).catch_unwind().await;
