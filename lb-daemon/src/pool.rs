@@ -201,19 +201,19 @@ impl ReplicaPool {
     pub fn status(&self) -> Vec<ReplicaStatus> {
         let state = self.lock();
         let now = Instant::now();
-        let shares = state.ring.shares();
+        let shares: std::collections::HashMap<&NodeId, f64> = state
+            .ring
+            .nodes()
+            .iter()
+            .map(|node| node.id())
+            .zip(state.ring.shares())
+            .collect();
         let mut members: Vec<(&NodeId, &Member)> = state.members.iter().collect();
         members.sort_by_key(|(_, m)| m.seq);
         members
             .into_iter()
             .map(|(name, m)| {
-                let ring_share = state
-                    .ring
-                    .nodes()
-                    .iter()
-                    .position(|node| node.id() == name)
-                    .and_then(|i| shares.get(i).copied())
-                    .unwrap_or(0.0);
+                let ring_share = shares.get(name).copied().unwrap_or(0.0);
                 let state = match (m.respawning, m.health.is_up()) {
                     (true, _) => "respawning",
                     (false, true) => "up",
