@@ -145,7 +145,7 @@ pub enum Chart {
     },
     /// the distribution under xxh3, SHA-256 and MD5, and their lookup cost.
     HashFunctions {
-        /// Replicas on each ring.
+        /// Replicas on each ring (offline; online, each daemon keeps the replicas it has).
         #[arg(long, default_value_t = 3)]
         replicas: usize,
         /// Requests (random keys) per hash function.

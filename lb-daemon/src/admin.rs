@@ -85,6 +85,17 @@ pub async fn handle(
             format!("cross-origin admin call from {origin} refused"),
         );
     }
+    if token.is_none() {
+        if let Some(host) = rebound_host(&req) {
+            return failure(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "browser admin call to host {host} refused: without admin.token, \
+                     pages may call /add and /rm only through an IP address or localhost"
+                ),
+            );
+        }
+    }
     if let Some(expected) = token {
         match req
             .headers()
@@ -160,6 +171,33 @@ fn foreign_origin(req: &Request<Incoming>) -> Option<String> {
         (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => None,
         _ => Some(origin.to_string()),
     }
+}
+
+/// A browser call (it sent `Origin`) whose `Host` is a DNS name other than `localhost`:
+/// the shape of a DNS-rebinding attack, where a page of `evil.example` re-points its own
+/// name at 127.0.0.1 so that its origin and the request's host agree. Without
+/// `admin.token` such calls are refused; an IP literal or `localhost` cannot be rebound.
+fn rebound_host(req: &Request<Incoming>) -> Option<String> {
+    req.headers().get(ORIGIN)?;
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    (!host_cannot_be_rebound(host)).then(|| host.to_string())
+}
+
+/// `host[:port]` names an IP address (`127.0.0.1:5000`, `[::1]:5000`) or `localhost`.
+fn host_cannot_be_rebound(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// `Bearer <token>` with the expected token, compared in constant time.
@@ -288,6 +326,28 @@ fn hostname(s: &str) -> Result<NodeId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ip_literals_and_localhost_cannot_be_rebound() {
+        for host in [
+            "127.0.0.1:5000",
+            "10.1.2.3",
+            "localhost:80",
+            "LOCALHOST",
+            "[::1]:5000",
+        ] {
+            assert!(host_cannot_be_rebound(host), "{host}");
+        }
+        for host in [
+            "evil.example:5000",
+            "lb.internal",
+            "127.0.0.1.nip.io:80",
+            "[::1",
+            "",
+        ] {
+            assert!(!host_cannot_be_rebound(host), "{host}");
+        }
+    }
 
     #[test]
     fn parses_the_python_clients_body() {

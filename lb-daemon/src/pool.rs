@@ -124,12 +124,13 @@ struct Member {
 pub struct ReplicaStatus {
     /// Hostname.
     pub name: String,
-    /// `ip:port` of the running instance; `None` while a respawn has not produced one.
+    /// `ip:port` of the running instance; `None` while `respawning` (the old instance
+    /// is gone and the new one has no address yet) or before the first one started.
     pub address: Option<SocketAddr>,
     /// `up`, `down` (failed checks; respawn pending on runtimes that respawn) or
     /// `respawning` (a new instance is being started).
     pub state: &'static str,
-    /// Milliseconds since the current instance started.
+    /// Milliseconds since the current instance started; 0 while `respawning`.
     pub uptime_ms: u64,
     /// Milliseconds since the health state last changed.
     pub state_ms: u64,
@@ -221,9 +222,13 @@ impl ReplicaPool {
                 };
                 ReplicaStatus {
                     name: name.to_string(),
-                    address: m.instance.map(|i| i.addr),
+                    address: m.instance.filter(|_| !m.respawning).map(|i| i.addr),
                     state,
-                    uptime_ms: millis(now.duration_since(m.started)),
+                    uptime_ms: if m.respawning {
+                        0
+                    } else {
+                        millis(now.duration_since(m.started))
+                    },
                     state_ms: millis(now.duration_since(m.health.since())),
                     respawns: m.respawns,
                     in_flight: m.inflight.load(Ordering::Relaxed),

@@ -1,5 +1,6 @@
-//! `lbctl analyze` against a running daemon: the distribution chart counts every
-//! request and puts the replica count back; the failover chart kills a replica for real
+//! `lbctl analyze` against a running daemon: the distribution, scaling and
+//! hash-functions charts count every request, and the first two put the same replicas
+//! back; the failover chart kills a replica for real
 //! (`fuser -k`, from psmisc, installed by `.ci/run`) and sees it respawned.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +22,17 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// `lbctl analyze --out <target tmp>/<stem> <chart...>` that must succeed; the output
+/// directory and stdout.
+fn analyze_ok(daemon: &Daemon, stem: &str, chart: &[&str]) -> (std::path::PathBuf, String) {
+    let dir = out_dir(&format!("analyze-{stem}"));
+    let mut args = vec!["analyze", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(chart);
+    let (code, out, err) = lbctl(&daemon.url(""), &args);
+    assert_eq!(code, 0, "{out}{err}");
+    (dir, out)
+}
+
 fn assert_charts(dir: &std::path::Path, stem: &str) {
     let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
@@ -31,21 +43,11 @@ fn assert_charts(dir: &std::path::Path, stem: &str) {
 #[test]
 fn distribution_online_counts_every_request_and_restores_the_replica_count() {
     let daemon = Daemon::start(&base_config(2));
-    let dir = out_dir("analyze-distribution");
-    let (code, out, err) = lbctl(
-        &daemon.url(""),
-        &[
-            "analyze",
-            "--out",
-            dir.to_str().unwrap(),
-            "distribution",
-            "--replicas",
-            "3",
-            "--requests",
-            "600",
-        ],
+    let (dir, out) = analyze_ok(
+        &daemon,
+        "distribution",
+        &["distribution", "--replicas", "3", "--requests", "600"],
     );
-    assert_eq!(code, 0, "{out}{err}");
     let first = out.lines().next().unwrap();
     let got = counts(first);
     assert_eq!(got.len(), 3, "{first}");
@@ -56,15 +58,56 @@ fn distribution_online_counts_every_request_and_restores_the_replica_count() {
 }
 
 #[test]
+fn scaling_online_measures_each_n_and_restores_the_same_replicas() {
+    let daemon = Daemon::start(&base_config(3));
+    let (dir, out) = analyze_ok(
+        &daemon,
+        "scaling",
+        &["scaling", "--from", "1", "--to", "4", "--requests", "200"],
+    );
+    for n in 1..=4 {
+        let prefix = format!("N = {n}: ");
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no line for N = {n} in {out}"));
+        let got = counts(line);
+        assert_eq!(got.len(), n, "{line}");
+        assert_eq!(got.iter().sum::<u64>(), 200, "{line}");
+    }
+    assert_charts(&dir, "scaling");
+    // Scaling to 1 removed server2 and server3; restoring brings back those names.
+    let mut after = daemon.replicas();
+    after.sort();
+    assert_eq!(after, ["server1", "server2", "server3"]);
+}
+
+#[test]
+fn hash_functions_online_counts_the_daemons_replicas() {
+    let daemon = Daemon::start(&base_config(3));
+    let (dir, out) = analyze_ok(
+        &daemon,
+        "hash-functions",
+        &["hash-functions", "--requests", "300"],
+    );
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("xxh3: "))
+        .unwrap_or_else(|| panic!("no xxh3 line in {out}"));
+    let got = counts(line);
+    assert_eq!(got.len(), 3, "{line}");
+    assert_eq!(got.iter().sum::<u64>(), 300, "{line}");
+    assert!(line.contains("lookup"), "{line}");
+    assert_charts(&dir, "hash-functions");
+}
+
+#[test]
 fn failover_online_kills_a_replica_and_sees_it_respawned() {
     let daemon = Daemon::start(&base_config(3));
-    let dir = out_dir("analyze-failover");
-    let (code, out, err) = lbctl(
-        &daemon.url(""),
+    let (dir, out) = analyze_ok(
+        &daemon,
+        "failover",
         &[
-            "analyze",
-            "--out",
-            dir.to_str().unwrap(),
             "failover",
             "--kill-cmd",
             "fuser -s -k -KILL {port}/tcp",
@@ -76,7 +119,6 @@ fn failover_online_kills_a_replica_and_sees_it_respawned() {
             "1",
         ],
     );
-    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("killed server2"), "{out}");
     assert!(out.contains("server2 was Up again"), "{out}");
     assert_charts(&dir, "failover");

@@ -83,6 +83,21 @@ fn a_page_of_another_origin_cannot_change_replicas() {
         other => panic!("expected 403, got {other:?}"),
     }
     assert_eq!(daemon.replicas(), ["server1", "server2"]);
+    // DNS rebinding: the attacker's name re-pointed at 127.0.0.1, so Origin and Host agree.
+    let port = daemon.addr.port();
+    let rebound = agent()
+        .post(&daemon.url("/add"))
+        .set("Host", &format!("evil.example:{port}"))
+        .set("Origin", &format!("http://evil.example:{port}"))
+        .send_string(r#"{"n":1}"#);
+    match rebound {
+        Err(ureq::Error::Status(403, response)) => {
+            let body = response.into_string().unwrap();
+            assert!(body.contains("IP address or localhost"), "{body}");
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    assert_eq!(daemon.replicas(), ["server1", "server2"]);
     // The page's own origin is allowed.
     let same = agent()
         .post(&daemon.url("/add"))

@@ -125,6 +125,13 @@ fn lbctl_bench_tsunami_keeps_its_pace_and_its_report_matches_the_metrics() {
         let counted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert_eq!(counted, n.as_u64().unwrap(), "{replica}");
     }
+    // And nothing else was counted: every status class of every replica adds up to `sent`.
+    let daemon_total: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("lb_requests_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(daemon_total, sent);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("latency ms: min") && text.contains("mode") && text.contains("p99"),

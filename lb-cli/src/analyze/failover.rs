@@ -74,10 +74,16 @@ fn status(agent: &ureq::Agent, url: &str) -> Result<Vec<Replica>, String> {
         .collect())
 }
 
+/// Letters, digits and `- . : [ ]`: the characters of a replica name or an `ip:port`.
+fn shell_inert(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
+}
+
 /// Runs the plan against the daemon.
 ///
 /// # Errors
-/// Bad options, an unreachable daemon, an unknown victim, or a kill command that
+/// Bad options, an unreachable daemon, an unknown victim, a victim whose name or address
+/// holds shell syntax, or a kill command that
 /// could not run or exited with failure.
 pub fn run(plan: &Plan) -> Result<Measured, String> {
     if !(1..=5_000).contains(&plan.rate) {
@@ -100,6 +106,15 @@ pub fn run(plan: &Plan) -> Result<Measured, String> {
         None => format!("the daemon at {url} has no replica"),
     })?;
     let port = victim.address.rsplit(':').next().unwrap_or_default();
+    // The values go into a shell command: accept only what names and addresses are made
+    // of, so a daemon's answer cannot inject shell syntax.
+    for value in [&victim.name, &victim.address] {
+        if value.is_empty() || !value.chars().all(shell_inert) {
+            return Err(format!(
+                "replica name or address {value:?} is not safe to put in --kill-cmd"
+            ));
+        }
+    }
     let command = plan
         .kill_cmd
         .replace("{replica}", &victim.name)

@@ -17,6 +17,7 @@
 pub mod chart;
 pub mod failover;
 pub mod sample;
+pub mod scaled;
 
 use std::path::PathBuf;
 
@@ -25,7 +26,8 @@ use lb_core::HashAlgorithm;
 use crate::args::{AnalyzeArgs, Chart};
 use crate::client::AdminClient;
 use chart::{Bars, Panels, Spread};
-use sample::{Counts, Scaled};
+use sample::Counts;
+use scaled::Scaled;
 
 /// Largest N the analyses accept.
 const MAX_REPLICAS: usize = 64;
@@ -56,13 +58,16 @@ pub fn run(
                     "lb-core xxh3 ring".to_string(),
                 )
             } else {
-                let scaled = Scaled::new(client)?;
+                let mut scaled = Scaled::new(client)?;
                 scaled.to(*replicas)?;
                 let counts = sample::online(url, *requests)?;
-                drop(scaled);
-                (counts, format!("lb-daemon, hash {}", daemon_hash(url)?))
+                let status = daemon_status(url)?;
+                scaled.restore()?;
+                (
+                    padded_with(counts, &status.replicas),
+                    format!("lb-daemon, hash {}", status.hash),
+                )
             };
-            let counts = padded(counts, *replicas);
             let summary = describe(&counts);
             let bars = distribution_bars(
                 format!(
@@ -85,22 +90,22 @@ pub fn run(
             check(*to, *requests)?;
             let mut points = Vec::new();
             let mut summary = String::new();
-            let scaled = if *offline {
+            let mut scaled = if *offline {
                 None
             } else {
                 Some(Scaled::new(client)?)
             };
             for n in *from..=*to {
-                let counts = match &scaled {
+                let counts = match &mut scaled {
                     None => sample::offline(&sample::ring(HashAlgorithm::Xxh3, n)?, *requests),
                     Some(scaled) => {
                         scaled.to(n)?;
-                        sample::online(url, *requests)?
+                        let counts = sample::online(url, *requests)?;
+                        padded_with(counts, &daemon_status(url)?.replicas)
                     }
                 };
-                let counts = padded(counts, n);
                 let values: Vec<f64> = counts.iter().map(|(_, c)| *c as f64).collect();
-                let mean = values.iter().sum::<f64>() / n as f64;
+                let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
                 let min = values.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = values.iter().copied().fold(0.0, f64::max);
                 summary.push_str(&format!("N = {n}: {}\n", describe(&counts)));
@@ -108,9 +113,9 @@ pub fn run(
             }
             let source = match scaled {
                 None => "lb-core xxh3 rings".to_string(),
-                Some(scaled) => {
-                    drop(scaled);
-                    format!("lb-daemon, hash {}", daemon_hash(url)?)
+                Some(mut scaled) => {
+                    scaled.restore()?;
+                    format!("lb-daemon, hash {}", daemon_status(url)?.hash)
                 }
             };
             let spread = Spread {
@@ -158,15 +163,12 @@ pub fn run(
                 .into_iter()
                 .map(|hash| {
                     let ring = sample::ring(hash, *replicas)?;
-                    Ok((
-                        hash.name().to_string(),
-                        padded(sample::offline(&ring, *requests), *replicas),
-                    ))
+                    Ok((hash.name().to_string(), sample::offline(&ring, *requests)))
                 })
                 .collect::<Result<_, String>>()?
             } else {
                 let targets = if daemons.is_empty() {
-                    vec![(daemon_hash(url)?, url.to_string())]
+                    vec![(daemon_status(url)?.hash, url.to_string())]
                 } else {
                     daemons
                         .iter()
@@ -175,7 +177,10 @@ pub fn run(
                 };
                 targets
                     .into_iter()
-                    .map(|(name, target)| Ok((name, sample::online(&target, *requests)?)))
+                    .map(|(name, target)| {
+                        let counts = sample::online(&target, *requests)?;
+                        Ok((name, padded_with(counts, &daemon_status(&target)?.replicas)))
+                    })
                     .collect::<Result<_, String>>()?
             };
             let mut panels = Vec::new();
@@ -236,29 +241,46 @@ fn parse_daemon(spec: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The `hash` the daemon at `url` reports on `/status`.
-fn daemon_hash(url: &str) -> Result<String, String> {
-    let body: serde_json::Value = ureq::get(&format!("{url}/status"))
+/// What an online analysis needs from the daemon at `url`'s `GET /status`: its hash
+/// function and its replicas' names (to list those that got no request), asked with a
+/// 10 s timeout.
+struct DaemonStatus {
+    hash: String,
+    replicas: Vec<String>,
+}
+
+fn daemon_status(url: &str) -> Result<DaemonStatus, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
+    let body: serde_json::Value = agent
+        .get(&format!("{url}/status"))
         .call()
         .map_err(|e| format!("GET {url}/status: {e}"))?
         .into_json()
         .map_err(|e| format!("GET {url}/status: {e}"))?;
-    Ok(body["message"]["hash"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_string())
+    let message = &body["message"];
+    let replicas = message["replicas"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(DaemonStatus {
+        hash: message["hash"].as_str().unwrap_or("unknown").to_string(),
+        replicas,
+    })
 }
 
-/// Adds `serverK: 0` rows so a replica that got nothing still shows (online counts list
-/// only replicas that answered).
-fn padded(mut counts: Counts, n: usize) -> Counts {
-    let mut k = 1;
-    while counts.len() < n {
-        let name = format!("server{k}");
-        if !counts.iter().any(|(c, _)| *c == name) {
-            counts.push((name, 0));
+/// Adds `name: 0` rows for the daemon's replicas that answered no request (online
+/// counts list only replicas that answered).
+fn padded_with(mut counts: Counts, names: &[String]) -> Counts {
+    for name in names {
+        if !counts.iter().any(|(c, _)| c == name) {
+            counts.push((name.clone(), 0));
         }
-        k += 1;
     }
     counts
 }
@@ -316,9 +338,11 @@ mod tests {
         assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        let padded = padded(vec![("server2".into(), 5)], 3);
+        let names = ["server1", "server2", "server3"].map(String::from);
+        let padded = padded_with(vec![("server2".into(), 5)], &names);
         assert_eq!(padded.len(), 3);
         assert!(padded.contains(&("server1".into(), 0)));
+        assert_eq!(padded[0], ("server2".into(), 5));
         assert!((max_over_mean(&padded) - 3.0).abs() < 1e-9);
         assert!(parse_daemon("md5=http://127.0.0.1:1").is_ok());
         assert!(parse_daemon("md5").is_err());

@@ -8,7 +8,6 @@ use lb_core::{DEFAULT_POINTS_PER_WEIGHT, HashAlgorithm, HashRing, NodeId};
 
 use crate::args::BenchArgs;
 use crate::bench;
-use crate::client::AdminClient;
 
 /// Requests answered per replica, in replica order.
 pub type Counts = Vec<(String, u64)>;
@@ -109,56 +108,6 @@ fn sorted(mut counts: Counts) -> Counts {
         split(a).cmp(&split(b)).then(a.cmp(b))
     });
     counts
-}
-
-/// Puts the daemon's replica count back where it was when dropped.
-#[derive(Debug)]
-pub struct Scaled<'a> {
-    client: &'a AdminClient,
-    original: usize,
-}
-
-impl<'a> Scaled<'a> {
-    /// Remembers the daemon's current replica count.
-    ///
-    /// # Errors
-    /// The daemon cannot be asked.
-    pub fn new(client: &'a AdminClient) -> Result<Self, String> {
-        let original = client.replicas().map_err(|e| e.to_string())?.names.len();
-        Ok(Self { client, original })
-    }
-
-    /// Adds or removes replicas until there are `n`.
-    ///
-    /// # Errors
-    /// The daemon refused (`admin.max_per_call`, a token) or cannot be reached.
-    pub fn to(&self, n: usize) -> Result<(), String> {
-        let have = self
-            .client
-            .replicas()
-            .map_err(|e| e.to_string())?
-            .names
-            .len();
-        let result = if n > have {
-            self.client.add((n - have) as u64, &[])
-        } else if n < have {
-            self.client.remove((have - n) as u64, &[])
-        } else {
-            return Ok(());
-        };
-        result.map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
-impl Drop for Scaled<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.to(self.original) {
-            eprintln!(
-                "lbctl: could not put the daemon back to {} replicas: {e}",
-                self.original
-            );
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,11 +18,16 @@ pub enum Keys {
 impl std::str::FromStr for Keys {
     type Err = String;
 
-    /// Parses `random`, `fixed:K` or `zipf:S` (S a positive number).
+    /// Parses `random`, `fixed:K` (K a valid header value) or `zipf:S` (S in (0, 10]).
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
             None if s == "random" => Ok(Keys::Random),
-            Some(("fixed", key)) if !key.is_empty() => Ok(Keys::Fixed(key.to_string())),
+            Some(("fixed", key)) if !key.is_empty() => {
+                // It travels in a header: refuse what a header cannot carry, here, once.
+                hyper::header::HeaderValue::from_str(key)
+                    .map_err(|_| format!("fixed key {key:?} cannot be sent in a header"))?;
+                Ok(Keys::Fixed(key.to_string()))
+            }
             Some(("zipf", exponent)) => {
                 let s: f64 = exponent
                     .parse()
@@ -81,7 +86,7 @@ mod tests {
         );
         let random: Keys = "random".parse().unwrap();
         assert_ne!(random.next(&mut rng), random.next(&mut rng));
-        for bad in ["zipf:0", "zipf:x", "fixed:", "uniform"] {
+        for bad in ["zipf:0", "zipf:x", "fixed:", "fixed:a\nb", "uniform"] {
             assert!(bad.parse::<Keys>().is_err(), "{bad}");
         }
     }
