@@ -4,7 +4,8 @@
 //!
 //! Needs the `nginx` binary (Debian `nginx-light`, installed by `.ci/run`). Without it
 //! the test says so and passes, unless `LB_REQUIRE_PEERS=1` (set by `.ci/run`).
-//! `LB_CORE_BLESS=1` rewrites `lb-core/tests/data/nginx_golden.tsv` from nginx's answers.
+//! `LB_CORE_BLESS=1` rewrites `lb-core/tests/data/nginx_golden.tsv` from nginx's answers
+//! (with the fixed `BLESSED_SERVERS` addresses; otherwise the ports are free ones).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -13,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use lb_core::{HashRing, Nginx, NodeId};
 
-/// Fixed addresses: nginx hashes the `server` strings, so they are part of the golden
-/// vectors.
-const SERVERS: [(&str, u32); 4] = [
+/// Fixed addresses for blessing: nginx hashes the `server` strings, so they are part of
+/// the golden vectors. Otherwise the test uses free ports with the same weights: a fixed
+/// port in the ephemeral range can be held by another test's outgoing connection (or its
+/// TIME-WAIT) for a minute, and then the replica-server cannot bind it.
+const BLESSED_SERVERS: [(&str, u32); 4] = [
     ("127.0.0.1:47301", 1),
     ("127.0.0.1:47302", 3),
     ("127.0.0.1:47303", 1),
@@ -44,6 +47,29 @@ impl Drop for Stopped {
     }
 }
 
+/// `(ip:port, weight)` of the four replica-servers.
+fn servers() -> Vec<(String, u32)> {
+    if std::env::var_os("LB_CORE_BLESS").is_some() {
+        return BLESSED_SERVERS
+            .iter()
+            .map(|(addr, weight)| (addr.to_string(), *weight))
+            .collect();
+    }
+    BLESSED_SERVERS
+        .iter()
+        .map(|(_, weight)| (format!("127.0.0.1:{}", free_port()), *weight))
+        .collect()
+}
+
+/// A port nothing listens on now (bound to port 0, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn nginx_binary() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .iter()
@@ -62,8 +88,8 @@ fn wait_for_port(addr: &str) {
     }
 }
 
-fn nginx_config(dir: &Path, listen: &str) -> String {
-    let servers: String = SERVERS
+fn nginx_config(dir: &Path, listen: &str, servers: &[(String, u32)]) -> String {
+    let servers: String = servers
         .iter()
         .map(|(addr, weight)| format!("        server {addr} weight={weight};\n"))
         .collect();
@@ -88,8 +114,9 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
         eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
         return;
     };
+    let servers = servers();
     let mut children = Stopped(Vec::new());
-    for (addr, _) in SERVERS {
+    for (addr, _) in &servers {
         let port = addr.rsplit(':').next().unwrap();
         children.0.push(
             Command::new(env!("CARGO_BIN_EXE_replica-server"))
@@ -101,13 +128,12 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
     }
     let dir = std::env::temp_dir().join(format!("lb-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    std::fs::write(dir.join("nginx.conf"), nginx_config(&dir, &listen)).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        dir.join("nginx.conf"),
+        nginx_config(&dir, &listen, &servers),
+    )
+    .unwrap();
     children.0.push(
         Command::new(nginx)
             .arg("-p")
@@ -121,7 +147,7 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
             .spawn()
             .unwrap(),
     );
-    for (addr, _) in SERVERS {
+    for (addr, _) in &servers {
         wait_for_port(addr);
     }
     wait_for_port(&listen);
@@ -129,7 +155,9 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
     let ring = HashRing::from_nodes(
         Nginx,
         160,
-        SERVERS.map(|(a, w)| (NodeId::new(a).unwrap(), w)),
+        servers
+            .iter()
+            .map(|(a, w)| (NodeId::new(a.as_str()).unwrap(), *w)),
     )
     .unwrap();
     let agent = ureq::AgentBuilder::new()
