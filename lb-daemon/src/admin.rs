@@ -159,11 +159,7 @@ pub async fn handle(
 fn foreign_origin(req: &Request<Incoming>) -> Option<String> {
     let origin = req.headers().get(ORIGIN)?;
     let origin = origin.to_str().unwrap_or("(not text)");
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let host = request_host(req);
     let origin_host = origin
         .split_once("://")
         .map(|(_, rest)| rest.trim_end_matches('/'));
@@ -173,30 +169,33 @@ fn foreign_origin(req: &Request<Incoming>) -> Option<String> {
     }
 }
 
+/// The `host[:port]` the request was sent to: its `Host` header, else the authority of
+/// an absolute-form URI.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    req.headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
 /// A browser call (it sent `Origin`) whose `Host` is a DNS name other than `localhost`:
 /// the shape of a DNS-rebinding attack, where a page of `evil.example` re-points its own
 /// name at 127.0.0.1 so that its origin and the request's host agree. Without
 /// `admin.token` such calls are refused; an IP literal or `localhost` cannot be rebound.
 fn rebound_host(req: &Request<Incoming>) -> Option<String> {
     req.headers().get(ORIGIN)?;
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    let host = request_host(req)?;
     (!host_cannot_be_rebound(host)).then(|| host.to_string())
 }
 
 /// `host[:port]` names an IP address (`127.0.0.1:5000`, `[::1]:5000`) or `localhost`.
 fn host_cannot_be_rebound(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => {
-            return rest
-                .split_once(']')
-                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
-        }
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -134,11 +133,7 @@ fn chromedriver() -> Option<Driver> {
         eprintln!("skipped: chromium / chromedriver not installed");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let child = Command::new("/usr/bin/chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

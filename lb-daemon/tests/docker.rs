@@ -328,11 +328,7 @@ fn compose_up_serves_and_down_leaves_nothing() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/docker/compose.yaml"

@@ -49,11 +49,7 @@ fn lbctl_lists_adds_and_removes() {
 #[test]
 fn lbctl_reports_an_unreachable_daemon_on_one_line() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let (code, out, err) = lbctl(&url, &["rep"]);
     assert_eq!(code, 2);

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, binary, call, wait_for};
+use common::{Daemon, binary, call, free_port, wait_for};
 
 struct Replica(Child);
 
@@ -17,14 +17,6 @@ impl Drop for Replica {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn replica(id: &str, port: u16) -> Replica {

@@ -113,7 +113,7 @@ pub fn run(base: &str, args: &BenchArgs) -> Result<Report, String> {
     for worker in workers {
         let tally = worker
             .join()
-            .map_err(|_| "a bench worker panicked".to_string())?;
+            .map_err(|_| "a bench worker panicked".to_string())??;
         total.ok += tally.ok;
         total.non_2xx += tally.non_2xx;
         total.errors += tally.errors;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
 use std::pin::Pin;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::header::HeaderValue;
 use hyper::{Request, Uri};
@@ -68,15 +68,15 @@ pub fn authority(base: &str) -> Result<String, String> {
 }
 
 /// Runs worker `w` until the plan is done; returns its tallies.
-pub fn run(w: usize, plan: Arc<Plan>) -> Tally {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+///
+/// # Errors
+/// Its tokio runtime could not be built (out of file descriptors, for one).
+pub fn run(w: usize, plan: Arc<Plan>) -> Result<Tally, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(_) => return Tally::default(),
-    };
-    runtime.block_on(drive(w, plan))
+        .map_err(|e| format!("bench worker {w}: no tokio runtime: {e}"))?;
+    Ok(runtime.block_on(drive(w, plan)))
 }
 
 /// A keep-alive connection. Its hyper connection future is polled by the worker's own
