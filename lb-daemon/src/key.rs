@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use hyper::Request;
-use hyper::header::{COOKIE, HeaderName};
+use hyper::Uri;
+use hyper::header::{COOKIE, HeaderMap, HeaderName};
 
 /// Where to find a request's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +62,16 @@ impl FromStr for KeySource {
 }
 
 impl KeySource {
-    /// This source's key in `req`, if present.
-    pub fn extract<'r, B>(&self, req: &'r Request<B>, client: IpAddr) -> Option<Cow<'r, [u8]>> {
+    /// This source's key in a request with `uri` and `headers`, if present.
+    pub fn extract<'r>(
+        &self,
+        uri: &'r Uri,
+        headers: &'r HeaderMap,
+        client: IpAddr,
+    ) -> Option<Cow<'r, [u8]>> {
         match self {
-            KeySource::Header(name) => req.headers().get(name).map(|v| Cow::Borrowed(v.as_bytes())),
-            KeySource::Cookie(name) => req
-                .headers()
+            KeySource::Header(name) => headers.get(name).map(|v| Cow::Borrowed(v.as_bytes())),
+            KeySource::Cookie(name) => headers
                 .get_all(COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -75,28 +79,29 @@ impl KeySource {
                 .filter_map(|pair| pair.trim().split_once('='))
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
-            KeySource::Query(name) => req
-                .uri()
+            KeySource::Query(name) => uri
                 .query()?
                 .split('&')
                 .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
-            KeySource::Path => Some(Cow::Borrowed(req.uri().path().as_bytes())),
+            KeySource::Path => Some(Cow::Borrowed(uri.path().as_bytes())),
             KeySource::ClientIp => Some(Cow::Owned(client.to_string().into_bytes())),
         }
     }
 }
 
-/// The key of `req`: the first source present, else 16 random bytes.
-pub fn request_key<'r, B>(
+/// The key of a request with `uri` and `headers`: the first source present, else 16
+/// random bytes.
+pub fn request_key<'r>(
     sources: &[KeySource],
-    req: &'r Request<B>,
+    uri: &'r Uri,
+    headers: &'r HeaderMap,
     client: IpAddr,
 ) -> Cow<'r, [u8]> {
     sources
         .iter()
-        .find_map(|s| s.extract(req, client))
+        .find_map(|s| s.extract(uri, headers, client))
         .unwrap_or_else(|| {
             let random = fastrand::u128(..);
             Cow::Owned(random.to_le_bytes().to_vec())
@@ -106,6 +111,15 @@ pub fn request_key<'r, B>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Request;
+
+    fn request_key<'r>(
+        sources: &[KeySource],
+        req: &'r Request<()>,
+        client: IpAddr,
+    ) -> Cow<'r, [u8]> {
+        super::request_key(sources, req.uri(), req.headers(), client)
+    }
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
         let mut builder = Request::builder().uri(uri);

@@ -7,35 +7,39 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = lb_daemon::config::Config::parse("replicas = 3\nlisten = \"127.0.0.1:0\"")?;
-//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! let shutdown = CancellationToken::new();
-//! lb_daemon::run(config, listener, shutdown).await?;
+//! lb_daemon::run(config, shutdown).await?;
 //! # Ok(())
 //! # }
 //! ```
 //!
 //! # Layout
+//! - `data_plane`: the request path: per-core workers with their own listeners,
+//!   client connections, upstream pools, the forward and its accounting.
 //! - `config`: TOML → validated [`config::Config`].
 //! - `key`: which bytes of a request are hashed.
 //! - `pool`: membership, health, respawn; publishes `snapshot`s.
 //! - `snapshot`: the immutable routing view requests read without locks.
-//! - `proxy`: forwarding to the chosen replica. `admin`: `/add`, `/rm`, `/rep`.
+//! - `admin`: `/add`, `/rm`, `/rep`; `server`: the admin listener and [`server::App`].
 //! - `metrics`: Prometheus metrics on `/metrics`. `status`: the JSON of `/status`;
 //!   `dashboard`: the live page on `/dashboard` that polls it.
 //! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
-//! - `server`: the accept loop, limits and graceful drain. `reply`: response shapes.
-//! - `state`: the state file that lets the replica set survive restarts.
+//! - `reply`: response shapes. `state`: the state file that lets the replica set
+//!   survive restarts.
+//!
+//! [`run`] runs the control plane (admin API, prober, runtime) on the caller's tokio
+//! runtime and starts `workers` data-plane threads of their own.
 
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod config;
 pub mod dashboard;
+pub mod data_plane;
 pub mod key;
 pub mod metrics;
 pub mod pool;
 pub mod prober;
-pub mod proxy;
 pub mod reply;
 pub mod runtime;
 pub mod server;
@@ -47,18 +51,24 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Runtime};
+use crate::data_plane::accounting::RetryBudget;
+use crate::data_plane::connection::ConnectionLimits;
+use crate::data_plane::forward::{Forwarder, ProxySettings};
+use crate::data_plane::upstream_pool::{PoolLimits, UpstreamPool};
+use crate::data_plane::worker::{AdminRoute, ProxyHandler, WorkerSettings};
+use crate::data_plane::{Workers, listener};
 use crate::metrics::Metrics;
 use crate::pool::{AdminError, PoolSettings, ReplicaPool};
-use crate::proxy::{Proxy, ProxySettings};
 use crate::runtime::ReplicaRuntime;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
-use crate::server::{App, Role};
+use crate::server::App;
 use crate::state::{StateError, StateFile};
 
 /// Why the daemon stopped with an error.
@@ -78,40 +88,58 @@ pub enum DaemonError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The proxy's listeners could not be bound, or its workers started.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The state file is unreadable or corrupt.
     #[error(transparent)]
     State(#[from] StateError),
 }
 
-/// Runs the daemon on `listener` until `shutdown` is cancelled: starts the boot
-/// replicas, probes them, serves the proxy and admin API, then drains in-flight
-/// requests (at most `shutdown.grace_ms`) and stops every replica.
+/// Runs the daemon until `shutdown` is cancelled: starts the boot replicas, probes
+/// them, binds `config.workers` listeners on `config.listen` (logging
+/// `listening addr=<ip:port>`) and serves the proxy and admin API, then drains
+/// in-flight requests (at most `shutdown.grace_ms`) and stops every replica.
 ///
 /// # Errors
-/// [`DaemonError`] when the boot replicas cannot be started; nothing is left running.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), DaemonError> {
+/// [`DaemonError`] when the boot replicas cannot be started or the listeners cannot
+/// be bound; nothing is left running.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let (_keep, reloads) = mpsc::unbounded_channel();
-    run_with_reloads(config, listener, shutdown, reloads).await
+    run_with_reloads(config, shutdown, reloads).await
 }
 
 /// [`run`], and apply each validated [`Config`] received on `reloads` (SIGHUP in
 /// `lb-daemon`): request key sources, retries, per-try timeout, retry body size and
 /// heartbeat path/interval/timeout change at once; keys that need a restart
-/// (`listen`, `runtime`, `hash`, ...) are named in a warning and keep their values.
+/// (`listen`, `workers`, `runtime`, `hash`, ...) are named in a warning and keep
+/// their values.
 ///
 /// # Errors
 /// As [`run`].
 pub async fn run_with_reloads(
     config: Config,
-    listener: TcpListener,
     shutdown: CancellationToken,
     mut reloads: mpsc::UnboundedReceiver<Config>,
 ) -> Result<(), DaemonError> {
     let started = std::time::Instant::now();
+    let listeners =
+        listener::bind(config.listen, config.workers, config.backlog).map_err(|source| {
+            DaemonError::Listen {
+                addr: config.listen,
+                source,
+            }
+        })?;
+    let bound = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(config.listen);
+    tracing::info!(addr = %bound, workers = config.workers, "listening");
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(Metrics::new());
     let runtime: Arc<dyn ReplicaRuntime> = match &config.runtime {
@@ -141,7 +169,8 @@ pub async fn run_with_reloads(
             fresh_names: config.fresh_names,
             drain_timeout: config.drain_timeout,
             state_file: config.state_file.clone().map(StateFile::new),
-            respawns: metrics.respawns.clone(),
+            max_fails: config.max_fails,
+            metrics: Arc::clone(&metrics),
         },
         runtime,
     )?;
@@ -159,7 +188,6 @@ pub async fn run_with_reloads(
         .boot(config.replicas, saved)
         .await
         .map_err(DaemonError::Boot)?;
-    tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
     let heartbeat = Arc::new(ArcSwap::from_pointee(config.heartbeat.clone()));
     let prober = tokio::spawn(prober::run(
         Arc::clone(&pool),
@@ -168,17 +196,18 @@ pub async fn run_with_reloads(
     ));
     let app = App {
         pool: Arc::clone(&pool),
-        proxy: Proxy::new(proxy_settings(&config), Arc::clone(&metrics)),
         metrics: Arc::clone(&metrics),
         max_body_bytes: config.max_body_bytes,
         admin_token: config.admin_token.clone(),
-        role: Role::Both,
         started,
     };
-    let limits = server::Limits {
+    let limits = ConnectionLimits {
+        first_request_timeout: config.first_request_timeout,
+        keepalive_timeout: config.keepalive_timeout,
         header_read_timeout: config.header_read_timeout,
         max_header_bytes: config.max_header_bytes,
-        max_connections: config.max_connections,
+        http2_keepalive_interval: config.http2_keepalive_interval,
+        http2_keepalive_timeout: config.http2_keepalive_timeout,
         grace: config.grace,
     };
     let admin_server = match config.admin_listen {
@@ -191,23 +220,62 @@ pub async fn run_with_reloads(
                 .local_addr()
                 .map_err(|source| DaemonError::AdminListen { addr, source })?;
             tracing::info!(addr = %bound, "admin API listening");
-            let admin_app = Arc::new(App {
-                role: Role::Admin,
-                ..app.clone()
-            });
-            Some(tokio::spawn(server::serve(
+            Some(tokio::spawn(server::serve_admin(
                 admin_listener,
-                admin_app,
+                app.clone(),
                 shutdown.clone(),
                 limits,
             )))
         }
     };
-    let proxy = app.proxy.clone();
+    let settings = Arc::new(ArcSwap::from_pointee(proxy_settings(&config)));
+    let retry_budget = RetryBudget::new(config.retry_buffer_total_bytes);
+    let pool_limits = PoolLimits {
+        connect_timeout: config.connect_timeout,
+        max_idle: config.max_idle_per_replica,
+        idle_timeout: config.upstream_idle_timeout,
+    };
+    let admin_route = config.admin_listen.is_none().then(|| AdminRoute {
+        app: Arc::new(app.clone()),
+        control: tokio::runtime::Handle::current(),
+    });
+    let workers = Workers::start(
+        listeners,
+        |index| ProxyHandler {
+            forwarder: Forwarder {
+                upstreams: Arc::new(UpstreamPool::new(pool_limits)),
+                replicas: Arc::clone(&pool),
+                settings: Arc::clone(&settings),
+                retry_budget: Arc::clone(&retry_budget),
+                metrics: Arc::clone(&metrics),
+            },
+            admin: admin_route.clone(),
+            metrics: Arc::clone(&metrics),
+            duration: metrics.worker_duration(index),
+        },
+        &WorkerSettings {
+            limits,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+        },
+        &shutdown,
+    )
+    .map_err(|source| DaemonError::Listen {
+        addr: config.listen,
+        source,
+    });
+    let workers = match workers {
+        Ok(workers) => workers,
+        Err(e) => {
+            shutdown.cancel();
+            pool.shutdown().await;
+            return Err(e);
+        }
+    };
+    tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
     let running = config.clone();
     tokio::spawn(async move {
         while let Some(fresh) = reloads.recv().await {
-            proxy.reconfigure(proxy_settings(&fresh));
+            settings.store(Arc::new(proxy_settings(&fresh)));
             heartbeat.store(Arc::new(fresh.heartbeat.clone()));
             let fixed = restart_only_changes(&running, &fresh);
             if fixed.is_empty() {
@@ -217,12 +285,12 @@ pub async fn run_with_reloads(
             }
         }
     });
-    let role = if admin_server.is_some() {
-        Role::Proxy
-    } else {
-        Role::Both
-    };
-    server::serve(listener, Arc::new(App { role, ..app }), shutdown, limits).await;
+    shutdown.cancelled().await;
+    tracing::info!(
+        grace_ms = config.grace.as_millis() as u64,
+        "draining in-flight requests"
+    );
+    workers.join().await;
     if let Some(admin_server) = admin_server {
         let _ = admin_server.await;
     }
@@ -235,10 +303,10 @@ pub async fn run_with_reloads(
 fn proxy_settings(config: &Config) -> ProxySettings {
     ProxySettings {
         key: config.key.clone(),
-        connect_timeout: config.connect_timeout,
         retries: config.retries,
         try_timeout: config.try_timeout,
         retry_body_bytes: config.retry_body_bytes,
+        body_read_timeout: config.body_read_timeout,
     }
 }
 
@@ -251,6 +319,7 @@ fn restart_only_changes(running: &Config, fresh: &Config) -> Vec<&'static str> {
         }
     };
     check("listen", running.listen != fresh.listen);
+    check("workers", running.workers != fresh.workers);
     check("admin.listen", running.admin_listen != fresh.admin_listen);
     check("admin.token", running.admin_token != fresh.admin_token);
     check("hash", running.hash != fresh.hash);
@@ -274,7 +343,19 @@ fn restart_only_changes(running: &Config, fresh: &Config) -> Vec<&'static str> {
     check(
         "server",
         running.max_connections != fresh.max_connections
-            || running.header_read_timeout != fresh.header_read_timeout,
+            || running.header_read_timeout != fresh.header_read_timeout
+            || running.backlog != fresh.backlog
+            || running.first_request_timeout != fresh.first_request_timeout
+            || running.keepalive_timeout != fresh.keepalive_timeout
+            || running.http2_keepalive_interval != fresh.http2_keepalive_interval
+            || running.http2_keepalive_timeout != fresh.http2_keepalive_timeout,
+    );
+    check(
+        "upstream pool",
+        running.max_idle_per_replica != fresh.max_idle_per_replica
+            || running.upstream_idle_timeout != fresh.upstream_idle_timeout
+            || running.retry_buffer_total_bytes != fresh.retry_buffer_total_bytes
+            || running.max_fails != fresh.max_fails,
     );
     changed
 }

@@ -55,7 +55,14 @@ fn main() -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The control plane (admin API, prober, runtime) runs here; the data plane's
+    // workers are threads of their own, so one control thread is enough.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("lb-control")
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("lb-daemon: cannot start the async runtime: {e}");
@@ -63,24 +70,13 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("lb-daemon: cannot listen on {}: {e}", config.listen);
-                return ExitCode::from(1);
-            }
-        };
-        match listener.local_addr() {
-            Ok(addr) => tracing::info!(%addr, "listening"),
-            Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
-        }
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
         if let Some(path) = args.config.clone() {
             tokio::spawn(reload_on_sighup(path, reload_tx));
         }
-        match lb_daemon::run_with_reloads(config, listener, shutdown, reloads).await {
+        match lb_daemon::run_with_reloads(config, shutdown, reloads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lb-daemon: {e}");

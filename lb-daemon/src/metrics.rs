@@ -4,7 +4,7 @@
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `lb_requests_total` | counter | `replica` (`none` when no replica answered), `class` (`2xx`…`5xx`) |
-//! | `lb_request_duration_seconds` | histogram | — (until response headers) |
+//! | `lb_request_duration_seconds` | histogram | `worker` (one shard per data-plane worker; `sum by (le)` merges them) — until response headers |
 //! | `lb_upstream_failures_total` | counter | `replica`, `kind` (`connect`, `reset`, `timeout`) |
 //! | `lb_retries_total` | counter | — |
 //! | `lb_in_flight_requests` | gauge | — |
@@ -20,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 
 use crate::snapshot::Snapshot;
 
@@ -48,6 +49,56 @@ pub struct ReplicaLabels {
     pub replica: String,
 }
 
+/// `worker`: a data-plane worker's index.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    /// `0`, `1`, ...
+    pub worker: String,
+}
+
+/// Why a try failed, as `lb_upstream_failures_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Connect refused or timed out.
+    Connect,
+    /// Reset or closed before response headers.
+    Reset,
+    /// No response headers within `upstream.try_timeout_ms`.
+    Timeout,
+}
+
+impl FailureKind {
+    const ALL: [FailureKind; 3] = [
+        FailureKind::Connect,
+        FailureKind::Reset,
+        FailureKind::Timeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Reset => "reset",
+            FailureKind::Timeout => "timeout",
+        }
+    }
+}
+
+/// One replica's counters, resolved once when a routing snapshot is built, so the
+/// request path adds to atomics without building labels or taking the family's lock.
+#[derive(Debug)]
+pub struct ReplicaMetrics {
+    requests: [Counter; 5],
+    failures: [Counter; 3],
+}
+
+impl ReplicaMetrics {
+    /// The failure counter of `kind`.
+    pub fn failure(&self, kind: FailureKind) -> &Counter {
+        &self.failures[kind as usize]
+    }
+}
+
 /// `endpoint`, `status`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdminLabels {
@@ -64,8 +115,8 @@ pub struct Metrics {
     registry: Registry,
     /// Proxied requests.
     pub requests: Family<RequestLabels, Counter>,
-    /// Proxied request latency, seconds.
-    pub duration: Histogram,
+    /// Proxied request latency, seconds, one histogram per worker.
+    pub duration: Family<WorkerLabels, Histogram, fn() -> Histogram>,
     /// Failed tries.
     pub failures: Family<FailureLabels, Counter>,
     /// Retries made.
@@ -82,6 +133,12 @@ pub struct Metrics {
     pub admin_calls: Family<AdminLabels, Counter>,
     /// Proxied requests, all replicas and classes (not exported; `/status` reads it).
     requests_seen: Counter,
+    /// `lb_requests_total{replica="none"}` by class.
+    unrouted: [Counter; 5],
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
 /// The status classes `lb_requests_total` uses.
@@ -98,7 +155,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 16));
+        let duration: Family<WorkerLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
         let failures = Family::<FailureLabels, Counter>::default();
         let retries = Counter::default();
         let in_flight = Gauge::default();
@@ -147,7 +205,16 @@ impl Metrics {
             "Admin API calls by endpoint and status",
             admin_calls.clone(),
         );
+        let unrouted = CLASSES.map(|class| {
+            requests
+                .get_or_create(&RequestLabels {
+                    replica: "none".into(),
+                    class: class.into(),
+                })
+                .clone()
+        });
         Self {
+            unrouted,
             registry,
             requests,
             duration,
@@ -162,19 +229,47 @@ impl Metrics {
         }
     }
 
-    /// Counts one proxied request answered by `replica` (`none`: by no replica) with
-    /// HTTP `status`.
-    pub fn record_request(&self, replica: &str, status: u16) {
-        let class = CLASSES
-            .get(usize::from(status / 100).saturating_sub(1))
-            .copied()
-            .unwrap_or("5xx");
-        self.requests
-            .get_or_create(&RequestLabels {
-                replica: replica.to_string(),
-                class: class.to_string(),
+    /// The counters of replica `name`, for its entry in routing snapshots.
+    pub fn replica(&self, name: &str) -> Arc<ReplicaMetrics> {
+        Arc::new(ReplicaMetrics {
+            requests: CLASSES.map(|class| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        replica: name.to_string(),
+                        class: class.to_string(),
+                    })
+                    .clone()
+            }),
+            failures: FailureKind::ALL.map(|kind| {
+                self.failures
+                    .get_or_create(&FailureLabels {
+                        replica: name.to_string(),
+                        kind: kind.as_str().to_string(),
+                    })
+                    .clone()
+            }),
+        })
+    }
+
+    /// Worker `index`'s shard of `lb_request_duration_seconds`.
+    pub fn worker_duration(&self, index: usize) -> Histogram {
+        self.duration
+            .get_or_create(&WorkerLabels {
+                worker: index.to_string(),
             })
-            .inc();
+            .clone()
+    }
+
+    /// Counts one proxied request answered by `replica` (`None`: by no replica) with
+    /// HTTP `status`.
+    pub fn record_request(&self, replica: Option<&ReplicaMetrics>, status: u16) {
+        let class = usize::from(status / 100)
+            .saturating_sub(1)
+            .min(CLASSES.len() - 1);
+        match replica {
+            Some(replica) => replica.requests[class].inc(),
+            None => self.unrouted[class].inc(),
+        };
         self.requests_seen.inc();
     }
 

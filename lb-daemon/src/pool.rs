@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,11 @@ pub struct PoolSettings {
     pub drain_timeout: Duration,
     /// Where the replica set is saved on every change, if anywhere.
     pub state_file: Option<StateFile>,
-    /// Counts respawns (`lb_respawns_total`).
-    pub respawns: prometheus_client::metrics::counter::Counter,
+    /// Consecutive passive failures (proxied tries charged to a replica) that take it
+    /// out of rotation until a heartbeat passes; 0 turns passive ejection off.
+    pub max_fails: u32,
+    /// Counters: `lb_respawns_total`, and each replica's handles for the snapshots.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why an admin call was refused. Nothing changed when one is returned.
@@ -117,6 +120,12 @@ struct Member {
     inflight: Arc<AtomicUsize>,
     /// Times this member was respawned.
     respawns: u64,
+    /// Consecutive passive failures (shared with the snapshots, which read it to know
+    /// whether a success must be reported).
+    passive_fails: Arc<AtomicU32>,
+    /// Out of rotation after `max_fails` passive failures, until a heartbeat or a
+    /// proxied request succeeds. Never leads to a respawn.
+    ejected: bool,
 }
 
 /// One replica as the status page shows it ([`ReplicaPool::status`]).
@@ -215,10 +224,11 @@ impl ReplicaPool {
             .into_iter()
             .map(|(name, m)| {
                 let ring_share = shares.get(name).copied().unwrap_or(0.0);
-                let state = match (m.respawning, m.health.is_up()) {
-                    (true, _) => "respawning",
-                    (false, true) => "up",
-                    (false, false) => "down",
+                let state = match (m.respawning, m.health.is_up(), m.ejected) {
+                    (true, _, _) => "respawning",
+                    (false, true, false) => "up",
+                    (false, true, true) => "ejected",
+                    (false, false, _) => "down",
                 };
                 ReplicaStatus {
                     name: name.to_string(),
@@ -362,6 +372,8 @@ impl ReplicaPool {
             backoff: Duration::ZERO,
             inflight: Arc::new(AtomicUsize::new(0)),
             respawns: 0,
+            passive_fails: Arc::new(AtomicU32::new(0)),
+            ejected: false,
         }
     }
 
@@ -502,14 +514,57 @@ impl ReplicaPool {
         Ok(names)
     }
 
-    /// Passive health: a proxied request to `instance` of `name` failed (refused,
-    /// reset, timed out). Counts as a failed check toward `fall`.
-    pub fn report_failure(self: &Arc<Self>, name: &NodeId, instance: InstanceId) {
-        self.observe(name, instance, Outcome::Failure);
+    /// Passive health: a proxied try to `instance` of `name` failed in a way charged
+    /// to the replica (refused, reset or timed out after the request was sent). After
+    /// `max_fails` in a row the replica leaves rotation (nginx `max_fails`), unless
+    /// that would eject more than half of the replicas; it comes back with the next
+    /// passing heartbeat. Passive failures never respawn a replica: only failed
+    /// heartbeats and an exited process or container do.
+    pub fn report_failure(&self, name: &NodeId, instance: InstanceId) {
+        let mut state = self.lock();
+        let max_fails = self.settings.max_fails;
+        let members = state.members.len();
+        let ejected = state.members.values().filter(|m| m.ejected).count();
+        let Some(member) = state.members.get_mut(name) else {
+            return;
+        };
+        if member.respawning || member.instance.map(|i| i.id) != Some(instance) {
+            return;
+        }
+        let fails = member.passive_fails.fetch_add(1, Ordering::Relaxed) + 1;
+        if max_fails == 0 || fails < max_fails || member.ejected {
+            return;
+        }
+        if (ejected + 1) * 2 > members {
+            tracing::warn!(replica = %name, fails, "passive failures; not ejected: more than half of the replicas would be out");
+            return;
+        }
+        member.ejected = true;
+        tracing::warn!(replica = %name, instance = %instance, fails, "replica ejected after consecutive failed requests; back with the next passing heartbeat");
+        self.publish(&state);
+    }
+
+    /// Passive health: a proxied request to `instance` of `name` got a response after
+    /// earlier failures. Resets its failure streak and readmits it if ejected.
+    pub fn report_success(&self, name: &NodeId, instance: InstanceId) {
+        let mut state = self.lock();
+        let Some(member) = state.members.get_mut(name) else {
+            return;
+        };
+        if member.instance.map(|i| i.id) != Some(instance) {
+            return;
+        }
+        member.passive_fails.store(0, Ordering::Relaxed);
+        if member.ejected {
+            member.ejected = false;
+            tracing::info!(replica = %name, "replica readmitted after a successful request");
+            self.publish(&state);
+        }
     }
 
     /// Feeds one heartbeat result of `instance` of replica `name`. Results of an
-    /// instance that has since been replaced are ignored.
+    /// instance that has since been replaced are ignored. A passing heartbeat also
+    /// readmits a replica ejected by passive failures.
     pub fn observe(self: &Arc<Self>, name: &NodeId, instance: InstanceId, outcome: Outcome) {
         let mut state = self.lock();
         let Some(member) = state.members.get_mut(name) else {
@@ -518,12 +573,21 @@ impl ReplicaPool {
         if member.respawning || member.instance.map(|i| i.id) != Some(instance) {
             return;
         }
+        let readmit = outcome == Outcome::Success && member.ejected;
+        if readmit {
+            member.ejected = false;
+            member.passive_fails.store(0, Ordering::Relaxed);
+            tracing::info!(replica = %name, "ejected replica readmitted: heartbeat passed");
+        }
         let Some(transition) = member.health.observe(outcome, Instant::now()) else {
+            if readmit {
+                self.publish(&state);
+            }
             return;
         };
         match transition.to {
             Status::Down => {
-                tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: fall consecutive failed checks (heartbeats or proxied requests)");
+                tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: fall consecutive failed heartbeats");
                 self.begin_respawn(&mut state, name);
             }
             Status::Up => {
@@ -672,7 +736,7 @@ impl ReplicaPool {
         state.members.insert(target.clone(), member);
         self.publish(&state);
         self.persist(&state);
-        self.settings.respawns.inc();
+        self.settings.metrics.respawns.inc();
         true
     }
 
@@ -719,12 +783,16 @@ impl ReplicaPool {
             .iter()
             .filter_map(|(name, m)| {
                 m.instance.map(|i| {
-                    let up = m.health.is_up() && !m.respawning;
+                    let up = m.health.is_up() && !m.respawning && !m.ejected;
                     let upstream = Upstream {
                         addr: i.addr,
                         up,
                         instance: i.id,
                         inflight: Arc::clone(&m.inflight),
+                        passive_fails: Arc::clone(&m.passive_fails),
+                        name_header: hyper::header::HeaderValue::from_str(name.as_str())
+                            .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid")),
+                        metrics: self.settings.metrics.replica(name.as_str()),
                     };
                     (name.clone(), upstream)
                 })

@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
 
+use hyper::header::HeaderValue;
 use lb_core::{HashAlgorithm, HashRing, NodeId};
 
+use crate::metrics::ReplicaMetrics;
 use crate::runtime::InstanceId;
 
 /// A replica as the proxy sees it.
@@ -16,12 +18,19 @@ use crate::runtime::InstanceId;
 pub struct Upstream {
     /// Where it accepts connections.
     pub addr: SocketAddr,
-    /// Whether it is in rotation (Up and not being respawned).
+    /// Whether it is in rotation: Up, not being respawned, not ejected by passive
+    /// failures.
     pub up: bool,
     /// The incarnation, for passive health reports.
     pub instance: InstanceId,
     /// Requests in flight to it; `/rm` drains until this is 0.
     pub inflight: Arc<AtomicUsize>,
+    /// Consecutive passive failures (proxied tries charged to it) since its last success.
+    pub passive_fails: Arc<AtomicU32>,
+    /// Its name as the `X-LB-Replica` header value.
+    pub name_header: HeaderValue,
+    /// Its counters.
+    pub metrics: Arc<ReplicaMetrics>,
 }
 
 /// One consistent view of the replicas.
@@ -77,6 +86,9 @@ mod tests {
             up,
             instance: InstanceId(u64::from(port)),
             inflight: Arc::new(AtomicUsize::new(0)),
+            passive_fails: Arc::new(AtomicU32::new(0)),
+            name_header: HeaderValue::from_static("x"),
+            metrics: crate::metrics::Metrics::new().replica("x"),
         };
         let mut snap = Snapshot::empty(ring);
         snap.upstreams

@@ -56,7 +56,8 @@ fn pool() -> Arc<ReplicaPool> {
         fresh_names: false,
         drain_timeout: Duration::ZERO,
         state_file: None,
-        respawns: Default::default(),
+        max_fails: 3,
+        metrics: Default::default(),
     };
     ReplicaPool::new(settings, Arc::new(StaticRuntime::new(Vec::new()))).unwrap()
 }

@@ -6,6 +6,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:5000"   # proxy and admin API
+//! workers = 2                 # data-plane threads; default: the available cores
 //! replicas = 3                # started at boot, named server1..server3
 //! hash = "xxh3"               # or "sha256", "md5", "nginx" (nginx's `hash ... consistent`)
 //! points_per_weight = 160     # virtual nodes per replica
@@ -42,9 +43,19 @@
 //! retries = 2                 # extra tries on the next distinct replica
 //! try_timeout_ms = 15000      # per try, until the replica's response headers
 //! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
+//! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
+//! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
+//! max_fails = 3               # passive failures in a row that eject a replica (0: off)
+//! max_idle_per_replica = 64   # idle keep-alive connections per replica per worker
+//! idle_timeout_ms = 30000     # an idle upstream connection is closed after this
 //!
 //! [server]
-//! header_read_timeout_ms = 10000   # slowloris guard and keep-alive idle limit
+//! backlog = 4096              # listen backlog of each worker (capped by somaxconn)
+//! first_request_timeout_ms = 5000  # a new connection's first request must arrive by then
+//! keepalive_timeout_ms = 60000     # a connection with nothing in flight is closed after this
+//! header_read_timeout_ms = 10000   # a started request head must be complete by then
+//! http2_keepalive_interval_ms = 20000  # HTTP/2 ping period
+//! http2_keepalive_timeout_ms = 10000   # HTTP/2 ping answer deadline
 //! max_header_bytes = 65536
 //! max_connections = 10000
 //!
@@ -103,6 +114,8 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Address of the proxy and admin listener.
     pub listen: Option<String>,
+    /// Data-plane worker threads.
+    pub workers: Option<u64>,
     /// Replicas to start at boot.
     pub replicas: Option<u64>,
     /// Hash function name.
@@ -185,13 +198,33 @@ pub struct UpstreamFile {
     pub try_timeout_ms: Option<u64>,
     /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
     pub retry_body_bytes: Option<u64>,
+    /// All request bodies buffered for retries at once, bytes.
+    pub retry_buffer_total_bytes: Option<u64>,
+    /// Deadline to read a body buffered for retries, ms.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Consecutive passive failures that eject a replica; 0 disables ejection.
+    pub max_fails: Option<u64>,
+    /// Idle keep-alive connections kept per replica and worker.
+    pub max_idle_per_replica: Option<u64>,
+    /// Idle upstream connection lifetime, ms.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// `[server]` as written: limits of the client-facing listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerFile {
-    /// Time a client has to send a request's headers (also the keep-alive idle limit), ms.
+    /// Listen backlog of each worker's socket.
+    pub backlog: Option<u64>,
+    /// Time from accept to a connection's first request, ms.
+    pub first_request_timeout_ms: Option<u64>,
+    /// Time a connection may stay open with nothing in flight, ms.
+    pub keepalive_timeout_ms: Option<u64>,
+    /// HTTP/2 ping period, ms.
+    pub http2_keepalive_interval_ms: Option<u64>,
+    /// HTTP/2 ping answer deadline, ms.
+    pub http2_keepalive_timeout_ms: Option<u64>,
+    /// Time a client has to complete a request head once started, ms.
     pub header_read_timeout_ms: Option<u64>,
     /// Largest request head, bytes.
     pub max_header_bytes: Option<u64>,
@@ -212,6 +245,8 @@ pub struct ShutdownFile {
 pub struct Config {
     /// Proxy and admin listener.
     pub listen: SocketAddr,
+    /// Data-plane worker threads (1..=256).
+    pub workers: usize,
     /// Replicas started at boot (`server1..`).
     pub replicas: usize,
     /// Hash for points and keys.
@@ -248,7 +283,27 @@ pub struct Config {
     pub try_timeout: Duration,
     /// Largest request body buffered for retries, bytes.
     pub retry_body_bytes: usize,
-    /// Deadline for a client's request headers (slowloris) and keep-alive idle time.
+    /// All bodies buffered for retries at once, bytes.
+    pub retry_buffer_total_bytes: usize,
+    /// Deadline to read a body buffered for retries.
+    pub body_read_timeout: Duration,
+    /// Consecutive passive failures that eject a replica (0: never).
+    pub max_fails: u32,
+    /// Idle upstream connections kept per replica and worker.
+    pub max_idle_per_replica: usize,
+    /// Idle upstream connection lifetime.
+    pub upstream_idle_timeout: Duration,
+    /// Listen backlog of each worker's socket.
+    pub backlog: u32,
+    /// From accept to a connection's first request.
+    pub first_request_timeout: Duration,
+    /// Longest time a client connection stays open with nothing in flight.
+    pub keepalive_timeout: Duration,
+    /// HTTP/2 ping period.
+    pub http2_keepalive_interval: Duration,
+    /// HTTP/2 ping answer deadline.
+    pub http2_keepalive_timeout: Duration,
+    /// Deadline for a started request head (slowloris).
     pub header_read_timeout: Duration,
     /// Largest request head, bytes.
     pub max_header_bytes: usize,
@@ -438,8 +493,10 @@ impl Config {
                 "must be at least respawn.backoff_initial_ms",
             ));
         }
+        let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         Ok(Config {
             listen,
+            workers: ranged("workers", file.workers, default_workers.min(256), 1, 256)?,
             replicas,
             hash,
             points_per_weight,
@@ -495,6 +552,64 @@ impl Config {
                 1 << 20,
                 0,
                 64 << 20,
+            )?,
+            retry_buffer_total_bytes: ranged(
+                "upstream.retry_buffer_total_bytes",
+                file.upstream.retry_buffer_total_bytes,
+                64 << 20,
+                0,
+                1 << 40,
+            )?,
+            body_read_timeout: ms(
+                "upstream.body_read_timeout_ms",
+                file.upstream.body_read_timeout_ms,
+                30_000,
+                1,
+                3_600_000,
+            )?,
+            max_fails: ranged("upstream.max_fails", file.upstream.max_fails, 3, 0, 1000)?,
+            max_idle_per_replica: ranged(
+                "upstream.max_idle_per_replica",
+                file.upstream.max_idle_per_replica,
+                64,
+                0,
+                65_536,
+            )?,
+            upstream_idle_timeout: ms(
+                "upstream.idle_timeout_ms",
+                file.upstream.idle_timeout_ms,
+                30_000,
+                1,
+                3_600_000,
+            )?,
+            backlog: ranged("server.backlog", file.server.backlog, 4096, 1, 65_535)?,
+            first_request_timeout: ms(
+                "server.first_request_timeout_ms",
+                file.server.first_request_timeout_ms,
+                5_000,
+                10,
+                3_600_000,
+            )?,
+            keepalive_timeout: ms(
+                "server.keepalive_timeout_ms",
+                file.server.keepalive_timeout_ms,
+                60_000,
+                10,
+                86_400_000,
+            )?,
+            http2_keepalive_interval: ms(
+                "server.http2_keepalive_interval_ms",
+                file.server.http2_keepalive_interval_ms,
+                20_000,
+                10,
+                86_400_000,
+            )?,
+            http2_keepalive_timeout: ms(
+                "server.http2_keepalive_timeout_ms",
+                file.server.http2_keepalive_timeout_ms,
+                10_000,
+                10,
+                3_600_000,
             )?,
             header_read_timeout: ms(
                 "server.header_read_timeout_ms",

@@ -92,13 +92,12 @@ impl Daemon {
         });
         rx.recv_timeout(Duration::from_secs(30))
             .expect("daemon did not start");
-        let addr = log
-            .lock()
-            .unwrap()
+        let lines = log.lock().unwrap().clone();
+        let addr = lines
             .iter()
             .find_map(|l| l.split("addr=").nth(1).filter(|_| l.contains("listening")))
             .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no listening line in {:?}", log.lock().unwrap()))
+            .unwrap_or_else(|| panic!("no listening line in {lines:?}"))
             .parse()
             .unwrap();
         Daemon {

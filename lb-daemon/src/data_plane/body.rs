@@ -1,0 +1,215 @@
+//! The bodies on both legs of a proxied request.
+//!
+//! - [`UpstreamBody`]: what the daemon sends a replica: nothing, bytes buffered so a
+//!   retry can send them again, or the client's body streamed through
+//!   ([`ClientBody`], which records whether the client finished or broke its upload,
+//!   so a slow or broken upload is never charged to the replica).
+//! - [`ProxiedBody`]: the replica's response streamed to the client; when it ends the
+//!   upstream connection goes back to the worker's pool and the request's accounting
+//!   guards drop.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::data_plane::accounting::InFlight;
+use crate::data_plane::upstream_pool::{Sender, UpstreamPool};
+use crate::runtime::InstanceId;
+
+/// A request body as sent to a replica.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// Bytes known in full (buffered for retries); `None` once sent or when empty.
+    Buffered(Option<Bytes>),
+    /// The client's body, streamed: one try only.
+    Streamed(ClientBody),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Streamed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Buffered(bytes) => bytes.is_none(),
+            UpstreamBody::Streamed(body) => body.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            UpstreamBody::Streamed(body) => body.inner.size_hint(),
+        }
+    }
+}
+
+/// How far the client got with a streamed upload (shared with the forward).
+#[derive(Debug)]
+pub struct UploadProgress(AtomicU8);
+
+impl Default for UploadProgress {
+    fn default() -> Self {
+        Self(AtomicU8::new(UPLOADING))
+    }
+}
+
+const UPLOADING: u8 = 0;
+const UPLOADED: u8 = 1;
+const BROKEN: u8 = 2;
+
+impl UploadProgress {
+    /// The client sent its whole body.
+    pub fn finished(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == UPLOADED
+    }
+
+    /// The client's body stream failed (reset, malformed chunking, aborted).
+    pub fn broken(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == BROKEN
+    }
+}
+
+/// The client's request body, streamed to the replica, with its [`UploadProgress`].
+#[derive(Debug)]
+pub struct ClientBody {
+    inner: Incoming,
+    progress: Arc<UploadProgress>,
+}
+
+impl ClientBody {
+    /// Wraps `inner`; the returned progress is updated as it is read.
+    pub fn new(inner: Incoming) -> (Self, Arc<UploadProgress>) {
+        let progress = Arc::new(UploadProgress::default());
+        let body = Self {
+            inner,
+            progress: Arc::clone(&progress),
+        };
+        (body, progress)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.progress.0.store(UPLOADED, Ordering::Relaxed),
+            Poll::Ready(Some(Err(_))) => self.progress.0.store(BROKEN, Ordering::Relaxed),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Where a finished response puts its upstream connection back.
+#[derive(Debug)]
+pub struct Checkin {
+    /// The worker's pool.
+    pub pool: Arc<UpstreamPool>,
+    /// The replica incarnation the connection belongs to.
+    pub instance: InstanceId,
+    /// The connection.
+    pub sender: Sender,
+}
+
+/// A replica's response body streamed to the client.
+///
+/// When the body has been read to its end the connection is checked back into the
+/// worker's pool; a body dropped before its end (the client went away) takes the
+/// connection down with it, since its remaining bytes would corrupt the next response.
+/// The in-flight guards drop with the body either way.
+#[derive(Debug)]
+pub struct ProxiedBody {
+    inner: Incoming,
+    checkin: Option<Checkin>,
+    done: bool,
+    _in_flight: InFlight,
+}
+
+impl ProxiedBody {
+    /// `inner`, returning `checkin` to its pool when fully read.
+    pub fn new(inner: Incoming, checkin: Option<Checkin>, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            checkin,
+            done: false,
+            _in_flight: in_flight,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(checkin) = self.checkin.take() {
+            checkin.pool.checkin(checkin.instance, checkin.sender);
+        }
+    }
+}
+
+impl Body for ProxiedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Err(_))) => {
+                self.done = true;
+                self.checkin = None;
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ProxiedBody {
+    fn drop(&mut self) {
+        // hyper does not poll a body that is already at its end (HEAD, 204,
+        // `Content-Length: 0`): such a connection is still clean.
+        if !self.done && self.inner.is_end_stream() {
+            self.finish();
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The data plane: everything a proxied request touches, and nothing else.
+//!
+//! `workers` OS threads, each a current-thread tokio runtime with its own
+//! `SO_REUSEPORT` listener ([`listener`]), its own client connections
+//! ([`connection`]), its own keep-alive pool per replica ([`upstream_pool`]) and its
+//! own latency histogram ([`worker`]). A request is keyed, routed on the routing
+//! snapshot loaded with arc-swap, and forwarded with retries and fault attribution
+//! ([`forward`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
+//! and counts ([`accounting`]) each have their module.
+//!
+//! The request path takes no lock of the control plane: it reads the snapshot the
+//! control plane publishes, and reports passive outcomes only when a try failed (or
+//! the first success after failures).
+
+pub mod accounting;
+pub mod body;
+pub mod connection;
+pub mod forward;
+pub mod headers;
+pub mod listener;
+pub mod tunnel;
+pub mod upstream_pool;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::data_plane::worker::{ProxyHandler, WorkerSettings};
+
+/// The running workers.
+#[derive(Debug)]
+pub struct Workers {
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts one worker per listener; `handler(i)` makes worker `i`'s handler.
+    ///
+    /// # Errors
+    /// When a worker thread or runtime cannot be created; the workers already started
+    /// stop when `shutdown` is cancelled.
+    pub fn start(
+        listeners: Vec<std::net::TcpListener>,
+        mut handler: impl FnMut(usize) -> ProxyHandler,
+        settings: &WorkerSettings,
+        shutdown: &CancellationToken,
+    ) -> std::io::Result<Self> {
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            threads.push(worker::spawn(
+                index,
+                listener,
+                Arc::new(handler(index)),
+                settings.clone(),
+                shutdown.child_token(),
+            )?);
+        }
+        Ok(Self { threads })
+    }
+
+    /// Waits until every worker has drained and stopped.
+    pub async fn join(self) {
+        for thread in self.threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
