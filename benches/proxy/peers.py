@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""The peer benchmark: lb-daemon against nginx and HAProxy, interleaved, on loopback.
+
+Three nginx backends (one nginx, `worker_processes 1`, three ports) answer every
+request with their name. In front of them, each with the same number of workers:
+
+- nginx:     `hash $arg_key consistent`, upstream `keepalive 64`
+- HAProxy:   `balance url_param key`, `hash-type consistent`, `http-reuse always`
+- lb-daemon: static runtime, `hash = "nginx"`, `key = ["query:key"]`
+
+`wrk -t1 -cC -dDs` sends a new `?key=` on every request (keyed.lua). Rounds are
+interleaved (nginx, HAProxy, lb-daemon, then the next round in a rotated order) and
+each cell reports the median of the rounds: req/s, wrk's printed p50/p99, the raw
+p50/p75/p90/p99 (wrk's coordinated-omission samples taken out), the balancer's CPU
+per request (user+system from /proc over the run) and non-2xx / socket errors.
+
+Modes:
+  default   one table per worker count (--workers 1,2) at -c64.
+  --scale   -c64, -c1024, -c4096 and -c64 with `Connection: close`, one worker each,
+            plus RSS 5 s into each run and 10 s after it, and the kernel's listen
+            overflows during lb-daemon's runs.
+
+Only 127.0.0.1 is ever contacted; every run is bounded by --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "target" / "peer-bench"
+BACKEND_PORTS = [18081, 18082, 18083]
+PORTS = {"nginx": 18090, "haproxy": 18091, "lb-daemon": 18092}
+BALANCERS = ["nginx", "haproxy", "lb-daemon"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def which(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+        if found:
+            return found
+    sys.exit(f"peers.py: {names[0]} is missing (run benches/proxy/peers.sh)")
+
+
+def wait_port(port: int, limit: float = 15.0) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"peers.py: nothing listens on 127.0.0.1:{port}")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def listen_overflows() -> int:
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
+class Server:
+    """A child process (or nginx master) and the pids whose CPU counts as its own."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workers_are_children: bool):
+        self.name = name
+        log = open(WORK / f"{name}.log", "w")
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.workers_are_children = workers_are_children
+        wait_port(port)
+        time.sleep(0.3)
+
+    def pids(self) -> list[int]:
+        if self.workers_are_children:
+            return children(self.proc.pid) or [self.proc.pid]
+        return [self.proc.pid]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGQUIT if self.workers_are_children else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_backends() -> Server:
+    servers = "\n".join(
+        f"  server {{ listen 127.0.0.1:{port} backlog=65535; location / {{ return 200 \"b{i + 1}\\n\"; }} }}"
+        for i, port in enumerate(BACKEND_PORTS)
+    )
+    conf = WORK / "backends.conf"
+    conf.write_text(
+        f"""worker_processes 1;
+daemon off;
+pid {WORK}/backends.pid;
+error_log {WORK}/backends.err warn;
+worker_rlimit_nofile 19000;
+events {{ worker_connections 65536; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+{servers}
+}}
+"""
+    )
+    return Server("backends", [which("nginx"), "-c", str(conf), "-p", str(WORK)], BACKEND_PORTS[-1], True)
+
+
+def start_nginx(workers: int) -> Server:
+    upstreams = "\n".join(f"    server 127.0.0.1:{p};" for p in BACKEND_PORTS)
+    conf = WORK / "nginx-lb.conf"
+    conf.write_text(
+        f"""worker_processes {workers};
+daemon off;
+pid {WORK}/nginx-lb.pid;
+error_log {WORK}/nginx-lb.err warn;
+worker_rlimit_nofile 19000;
+events {{ worker_connections 65536; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream app {{
+    hash $arg_key consistent;
+{upstreams}
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{PORTS['nginx']} backlog=4096;
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+    )
+    return Server("nginx", [which("nginx"), "-c", str(conf), "-p", str(WORK)], PORTS["nginx"], True)
+
+
+def start_haproxy(workers: int) -> Server:
+    servers = "\n".join(f"  server b{i + 1} 127.0.0.1:{p}" for i, p in enumerate(BACKEND_PORTS))
+    conf = WORK / "haproxy.cfg"
+    conf.write_text(
+        f"""global
+  nbthread {workers}
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{PORTS['haproxy']}
+  default_backend be
+backend be
+  balance url_param key
+  hash-type consistent
+{servers}
+"""
+    )
+    return Server("haproxy", [which("haproxy"), "-db", "-f", str(conf)], PORTS["haproxy"], False)
+
+
+def start_lb(workers: int) -> Server:
+    replicas = "\n".join(
+        f'[[runtime.replicas]]\nname = "127.0.0.1:{p}"\naddress = "127.0.0.1:{p}"' for p in BACKEND_PORTS
+    )
+    conf = WORK / "lb.toml"
+    conf.write_text(
+        f"""listen = "127.0.0.1:{PORTS['lb-daemon']}"
+workers = {workers}
+hash = "nginx"
+key = ["query:key"]
+
+[runtime]
+kind = "static"
+{replicas}
+"""
+    )
+    binary = ROOT / "target" / "release" / "lb-daemon"
+    return Server("lb-daemon", [str(binary), "--config", str(conf)], PORTS["lb-daemon"], False)
+
+
+STARTERS = {"nginx": start_nginx, "haproxy": start_haproxy, "lb-daemon": start_lb}
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(match.group(1)) * UNITS[match.group(2)] if match else float("nan")
+
+
+def raw_percentiles(histogram: Path, connections: int) -> dict[str, float]:
+    """Percentiles (ms) of the latencies wrk measured, without the synthetic samples its
+    `stats_correct` added (wrk.c: for every recorded n ≥ 2·interval it adds samples at
+    n − interval, n − 2·interval, ... while above interval; undone here from the top)."""
+    lines = histogram.read_text().split("\n")
+    duration = int(lines[0].split()[1])
+    requests = int(lines[1].split()[1])
+    counts = {}
+    if len(lines) > 2 and lines[2] == "truncated":
+        return {"p50": float("nan"), "p75": float("nan"), "p90": float("nan"), "p99": float("nan"), "samples": 0}
+    for line in lines[2:]:
+        if line.strip():
+            value, count = line.split()
+            counts[int(value)] = int(float(count))
+    interval = duration // (requests // connections) if requests // connections > 0 else 0
+    raw = dict(counts)
+    if interval > 0:
+        for value in sorted(counts, reverse=True):
+            if value <= interval:
+                continue
+            synthetic = 0
+            above = value + interval
+            while above <= max(counts):
+                synthetic += raw.get(above, 0) if above >= 2 * interval else 0
+                above += interval
+            raw[value] = counts[value] - synthetic
+    pairs = sorted((v, c) for v, c in raw.items() if c > 0)
+    total = sum(c for _, c in pairs)
+    result = {}
+    for p in (50, 75, 90, 99):
+        rank, seen = total * p / 100, 0
+        for value, count in pairs:
+            seen += count
+            if seen >= rank:
+                result[f"p{p}"] = value / 1000
+                break
+    result["samples"] = total
+    return result
+
+
+def run_wrk(name: str, server: Server, args: argparse.Namespace, connections: int, close: bool = False) -> dict:
+    histogram = WORK / f"hist-{name}.txt"
+    env = dict(os.environ, WRK_HISTOGRAM=str(histogram), WRK_CLOSE="1" if close else "0")
+    pids = server.pids()
+    cpu_before = cpu_seconds(pids)
+    overflow_before = listen_overflows()
+    rss_during = {}
+
+    def sample_rss():
+        time.sleep(min(5.0, args.duration / 2))
+        rss_during["mib"] = rss_mib(pids)
+
+    sampler = threading.Thread(target=sample_rss)
+    sampler.start()
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{args.duration}s", "--latency", "-s", str(Path(__file__).parent / "keyed.lua"),
+            f"http://127.0.0.1:{PORTS[name]}/"]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=args.duration + 60).stdout
+    sampler.join()
+    cpu = cpu_seconds(pids) - cpu_before
+    overflows = listen_overflows() - overflow_before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result = {
+        "rps": rps,
+        "wrk_p50": wrk_ms(lat.get("50", "nan")),
+        "wrk_p99": wrk_ms(lat.get("99", "nan")),
+        "cpu_us": cpu / max(requests, 1) * 1e6,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "rss_mib": rss_during.get("mib", float("nan")),
+        "overflows": overflows,
+    }
+    result.update(raw_percentiles(histogram, connections))
+    return result
+
+
+def key_check(keys: int) -> str:
+    """Sends `keys` keys to each balancer twice and compares the backend each chose."""
+    chosen = {}
+    for name in BALANCERS:
+        conn = http.client.HTTPConnection("127.0.0.1", PORTS[name], timeout=5)
+        answers = []
+        for attempt in range(2):
+            picks = []
+            for k in range(keys):
+                conn.request("GET", f"/?key=check-{k}")
+                picks.append(conn.getresponse().read().decode().strip())
+            answers.append(picks)
+        conn.close()
+        stable = sum(a == b for a, b in zip(*answers))
+        chosen[name] = (answers[0], stable)
+    agree = sum(a == b for a, b in zip(chosen["lb-daemon"][0], chosen["nginx"][0]))
+    lines = [f"- {name}: {stable:,} of {keys:,} keys to the same backend both times" for name, (_, stable) in chosen.items()]
+    lines.append(f"- lb-daemon and nginx chose the same backend for {agree:,} of {keys:,} keys")
+    agree_h = sum(a == b for a, b in zip(chosen["haproxy"][0], chosen["nginx"][0]))
+    lines.append(
+        f"- HAProxy and nginx: {agree_h:,} of {keys:,} (HAProxy's consistent ring places its points "
+        "differently, so it is not expected to match)"
+    )
+    return "\n".join(lines)
+
+
+def median_cells(results: list[dict]) -> dict:
+    keys = results[0].keys()
+    return {k: statistics.median(r[k] for r in results) for k in keys}
+
+
+def table(rows: dict[str, dict], scale: bool) -> str:
+    head = "| balancer | req/s | wrk p50 ms | wrk p99 ms | raw p50 | raw p75 | raw p90 | raw p99 | CPU µs/req | non-2xx | socket errors |"
+    if scale:
+        head += " RSS MiB at 5 s | listen overflows |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, m in rows.items():
+        line = (
+            f"| {name} | {m['rps']:,.0f} | {m['wrk_p50']:.2f} | {m['wrk_p99']:.2f} | {m['p50']:.2f} | {m['p75']:.2f} | "
+            f"{m['p90']:.2f} | {m['p99']:.2f} | {m['cpu_us']:.1f} | {m['non2xx']:.0f} | {m['socket_errors']:.0f} |"
+        )
+        if scale:
+            line += f" {m['rss_mib']:.1f} | {m['overflows']:.0f} |"
+        out.append(line)
+    lb, ha, ng = rows.get("lb-daemon"), rows.get("haproxy"), rows.get("nginx")
+    if lb and ha and ng:
+        out.append("")
+        out.append(
+            f"lb-daemon / HAProxy: req/s {lb['rps'] / ha['rps']:.2f}×, raw p99 {lb['p99'] / ha['p99']:.2f}×, "
+            f"CPU/req {lb['cpu_us'] / ha['cpu_us']:.2f}×; lb-daemon / nginx: req/s {lb['rps'] / ng['rps']:.2f}×, "
+            f"raw p99 {lb['p99'] / ng['p99']:.2f}×, CPU/req {lb['cpu_us'] / ng['cpu_us']:.2f}×"
+        )
+    return "\n".join(out)
+
+
+def run_cells(args: argparse.Namespace, workers: int, cells: list[tuple[str, int, bool]], scale: bool) -> None:
+    servers = {name: STARTERS[name](workers) for name in BALANCERS}
+    idle = {name: rss_mib(s.pids()) for name, s in servers.items()}
+    try:
+        for label, connections, close in cells:
+            results: dict[str, list[dict]] = {name: [] for name in BALANCERS}
+            after: dict[str, list[float]] = {name: [] for name in BALANCERS}
+            for round_ in range(args.rounds):
+                order = BALANCERS[round_ % 3:] + BALANCERS[: round_ % 3]
+                for name in order:
+                    results[name].append(run_wrk(name, servers[name], args, connections, close))
+                    if scale:
+                        time.sleep(args.settle)
+                        after[name].append(rss_mib(servers[name].pids()))
+                    else:
+                        time.sleep(1)
+            rows = {name: median_cells(r) for name, r in results.items()}
+            print(f"\n### {label}, {workers} worker(s) each, median of {args.rounds}\n")
+            print(table(rows, scale))
+            if scale:
+                print()
+                for name in BALANCERS:
+                    runs = ", ".join(f"{v:.1f}" for v in after[name])
+                    print(f"- {name}: idle RSS {idle[name]:.1f} MiB; {args.settle:.0f} s after each run: {runs} MiB")
+            sys.stdout.flush()
+        if args.keys and not scale:
+            print(f"\nKey check ({workers} worker(s)):\n")
+            print(key_check(args.keys))
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", default="1,2", help="worker counts, one table each (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--keys", type=int, default=10_000, help="keys for the routing check (0: skip)")
+    parser.add_argument("--scale", action="store_true", help="the concurrency curve (one worker each)")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after a scale run before RSS is read")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 200_000) if hard > 0 else soft), hard))
+    backends = start_backends()
+    try:
+        print(f"peer benchmark on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
+        if args.scale:
+            cells = [("-c64", 64, False), ("-c1024", 1024, False), ("-c4096", 4096, False), ("-c64, Connection: close", 64, True)]
+            run_cells(args, 1, cells, True)
+        else:
+            for workers in [int(w) for w in args.workers.split(",")]:
+                run_cells(args, workers, [(f"-c{args.connections}", args.connections, False)], False)
+    finally:
+        backends.stop()
+
+
+if __name__ == "__main__":
+    main()
