@@ -5,6 +5,13 @@
 //! - `GET /heartbeat` → `200` with an empty body
 //! - `GET /sleep/<ms>` → `200` after `ms` milliseconds (at most 60,000): a slow request,
 //!   for drain and timeout drills
+//! - `GET /headers` → `200` with the request's headers as a JSON object
+//!   (`{"host": ["..."], ...}`, every line of a repeated header), for proxy tests
+//! - `POST /echo` → `200` with the request body (at most 16 MiB)
+//! - `GET /bytes/<n>` → `200` with `n` bytes (at most 64 MiB), `Content-Length` set
+//! - `GET /chunked/<n>` → `200` with `n` bytes (at most 64 MiB) sent chunked, 8 KiB a chunk
+//! - `GET /ws` with `Upgrade: websocket` → `101`, then every text or binary message is
+//!   echoed back (tokio-tungstenite)
 //! - anything else → `404 {"message":"<Error> '<path>' endpoint does not exist in server replicas","status":"failure"}`
 //!
 //! `ID` comes from `--id` or `SERVER_ID` (default `unknown`), the port from `--port` or
@@ -22,13 +29,28 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// Every response body of the replica.
+type ReplicaBody = BoxBody<Bytes, Infallible>;
+
+/// Largest `/bytes` and `/chunked` answer, and `/echo` body.
+const MAX_BYTES: usize = 64 << 20;
+const MAX_ECHO: usize = 16 << 20;
 
 /// A replica for lb-daemon to balance over.
 #[derive(Debug, Parser)]
@@ -83,6 +105,112 @@ fn route(id: &str, method: &Method, path: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// `/bytes/<n>` or `/chunked/<n>` → `n`, if at most [`MAX_BYTES`].
+fn size_after(path: &str, prefix: &str) -> Option<usize> {
+    let n: usize = path.strip_prefix(prefix)?.parse().ok()?;
+    (n <= MAX_BYTES).then_some(n)
+}
+
+fn boxed(response: Response<Full<Bytes>>) -> Response<ReplicaBody> {
+    response.map(|body| body.boxed())
+}
+
+fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ReplicaBody> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer to any request, by method and path (see the module docs).
+async fn serve(id: Arc<str>, mut req: Request<Incoming>) -> Response<ReplicaBody> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/ws") if req.headers().contains_key(SEC_WEBSOCKET_KEY) => {
+            websocket(&mut req)
+        }
+        (&Method::GET, "/headers") => {
+            let mut seen = serde_json::Map::new();
+            for (name, value) in req.headers() {
+                let entry = seen
+                    .entry(name.as_str())
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(lines) = entry {
+                    lines.push(String::from_utf8_lossy(value.as_bytes()).into());
+                }
+            }
+            let mut response = plain(StatusCode::OK, serde_json::Value::Object(seen).to_string());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        (&Method::POST, "/echo") => match Limited::new(req.into_body(), MAX_ECHO).collect().await {
+            Ok(body) => plain(StatusCode::OK, body.to_bytes()),
+            Err(e) => plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ),
+        },
+        (&Method::GET, p) if size_after(p, "/bytes/").is_some() => {
+            let n = size_after(p, "/bytes/").unwrap_or(0);
+            plain(StatusCode::OK, vec![b'x'; n])
+        }
+        (&Method::GET, p) if size_after(p, "/chunked/").is_some() => {
+            let n = size_after(p, "/chunked/").unwrap_or(0);
+            let chunk = Bytes::from(vec![b'x'; 8192]);
+            let frames = (0..n.div_ceil(8192)).map(move |i| {
+                let len = (n - i * 8192).min(8192);
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..len)))
+            });
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            Response::new(BodyExt::boxed(body))
+        }
+        _ => {
+            if let Some(ms) = sleep_ms(&method, &path) {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            boxed(route(&id, &method, &path))
+        }
+    }
+}
+
+/// Accepts a WebSocket handshake (RFC 6455 §4.2.2) and echoes every text or binary
+/// message on the upgraded connection.
+fn websocket(req: &mut Request<Incoming>) -> Response<ReplicaBody> {
+    let Some(accept) = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|key| derive_accept_key(key.as_bytes()))
+        .and_then(|accept| HeaderValue::from_str(&accept).ok())
+    else {
+        return plain(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key");
+    };
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let (mut sink, mut stream) = socket.split();
+        while let Some(Ok(message)) = stream.next().await {
+            if message.is_close() {
+                break;
+            }
+            if (message.is_text() || message.is_binary()) && sink.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = plain(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -119,18 +247,13 @@ async fn main() -> ExitCode {
         };
         let id = Arc::clone(&id);
         tokio::spawn(async move {
-            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let delay = sleep_ms(req.method(), req.uri().path());
-                let response = route(&id, req.method(), req.uri().path());
-                async move {
-                    if let Some(ms) = delay {
-                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                    }
-                    Ok::<_, Infallible>(response)
-                }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let id = Arc::clone(&id);
+                async move { Ok::<_, Infallible>(serve(id, req).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
