@@ -235,8 +235,8 @@ kind = "static"
 {replicas}
 """
     )
-    binary = ROOT / "target" / "release" / "lb-daemon"
-    return Server("lb-daemon", [str(binary), "--config", str(conf)], PORTS["lb-daemon"], False)
+    binary = os.environ.get("LB_DAEMON_BIN", str(ROOT / "target" / "release" / "lb-daemon"))
+    return Server("lb-daemon", [binary, "--config", str(conf)], PORTS["lb-daemon"], False)
 
 
 STARTERS = {"nginx": start_nginx, "haproxy": start_haproxy, "lb-daemon": start_lb}

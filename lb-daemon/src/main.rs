@@ -19,6 +19,13 @@ use lb_daemon::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: fewer CPU cycles per request than glibc's malloc on the data plane's
+/// many short allocations, and memory handed back to the OS after a load peak
+/// (BENCHMARKS.md, "Allocator"). Only the binary sets it, so the library's tests keep
+/// their own counting allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Consistent-hashing load balancer.
 #[derive(Debug, Parser)]
 #[command(version, about)]

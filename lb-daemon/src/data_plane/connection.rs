@@ -106,7 +106,6 @@ impl Activity {
     /// Marks something in flight until the guard drops.
     pub fn enter(self: &Arc<Self>) -> Busy {
         self.active.fetch_add(1, Ordering::Relaxed);
-        self.touch();
         Busy(Arc::clone(self))
     }
 
@@ -133,8 +132,11 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        // Idle time counts from when the last thing in flight ended (one clock read
+        // per request, not per guard).
+        if self.0.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.touch();
+        }
     }
 }
 
