@@ -133,7 +133,9 @@ fn a_proxied_request_stays_within_its_allocation_budget() {
         .expect("the daemon listens");
     stream.set_nodelay(true).unwrap();
     let requests: Vec<Vec<u8>> = (0..3000)
-        .map(|i| format!("GET /item?key=k{i} HTTP/1.1\r\nHost: lb\r\nUser-Agent: t\r\n\r\n").into_bytes())
+        .map(|i| {
+            format!("GET /item?key=k{i} HTTP/1.1\r\nHost: lb\r\nUser-Agent: t\r\n\r\n").into_bytes()
+        })
         .collect();
     let mut buf = vec![0u8; 16 * 1024];
     let (warmup, measured) = requests.split_at(1000);

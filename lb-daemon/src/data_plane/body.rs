@@ -17,7 +17,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::data_plane::accounting::InFlight;
-use crate::data_plane::upstream_pool::{Sender, UpstreamPool};
+use crate::data_plane::upstream_pool::{UpstreamConnection, UpstreamPool};
 use crate::runtime::InstanceId;
 
 /// A request body as sent to a replica.
@@ -139,12 +139,13 @@ pub struct Checkin {
     /// The replica incarnation the connection belongs to.
     pub instance: InstanceId,
     /// The connection.
-    pub sender: Sender,
+    pub upstream: UpstreamConnection,
 }
 
 /// A replica's response body streamed to the client.
 ///
-/// When the body has been read to its end the connection is checked back into the
+/// Polling the body also drives the upstream connection's I/O (it has no task of its
+/// own). When the body has been read to its end the connection is checked back into the
 /// worker's pool; a body dropped before its end (the client went away) takes the
 /// connection down with it, since its remaining bytes would corrupt the next response.
 /// The in-flight guards drop with the body either way.
@@ -170,7 +171,7 @@ impl ProxiedBody {
     fn finish(&mut self) {
         self.done = true;
         if let Some(checkin) = self.checkin.take() {
-            checkin.pool.checkin(checkin.instance, checkin.sender);
+            checkin.pool.checkin(checkin.instance, checkin.upstream);
         }
     }
 }
@@ -183,6 +184,9 @@ impl Body for ProxiedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(checkin) = self.checkin.as_mut() {
+            checkin.upstream.poll_io(cx);
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(),

@@ -12,6 +12,7 @@
 //! method (nothing reached the replica), after a reset or timeout only for idempotent
 //! methods (RFC 9110 §9.2.2) whose body could be kept for a second try.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,7 +31,7 @@ use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, Sender, UpstreamPool};
+use crate::data_plane::upstream_pool::{Checkout, UpstreamConnection, UpstreamPool};
 use crate::key::{KeySource, request_key};
 use crate::metrics::{FailureKind, Metrics, ReplicaMetrics};
 use crate::pool::ReplicaPool;
@@ -246,7 +247,7 @@ impl Forwarder {
                 )
                 .await;
             match sent {
-                Ok((mut response, sender)) => {
+                Ok((mut response, connection)) => {
                     if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
                         self.replicas.report_success(name, upstream.instance);
                     }
@@ -258,12 +259,12 @@ impl Forwarder {
                             tokio::spawn(tunnel::run(
                                 client_side,
                                 upstream_side,
-                                sender,
+                                connection,
                                 in_flight,
                             ));
                             switched(response, upstream)
                         }
-                        _ => self.respond(response, upstream, sender, in_flight),
+                        _ => self.respond(response, upstream, connection, in_flight),
                     };
                     return (response, forwarded);
                 }
@@ -345,19 +346,28 @@ impl Forwarder {
         upstream: &Upstream,
         limit: Duration,
         progress: Option<&UploadProgress>,
-    ) -> Result<(Response<Incoming>, Sender), SendFailure> {
-        let mut sender = checkout.sender;
+    ) -> Result<(Response<Incoming>, UpstreamConnection), SendFailure> {
+        let mut connection = checkout.upstream;
         let mut reused = checkout.reused;
         let mut request = request;
         let attempt = async {
             loop {
-                match sender.try_send_request(request).await {
+                let sent = {
+                    let mut response = std::pin::pin!(connection.sender.try_send_request(request));
+                    // The connection has no task of its own: this request drives its I/O.
+                    std::future::poll_fn(|cx| {
+                        connection.poll_io(cx);
+                        response.as_mut().poll(cx)
+                    })
+                    .await
+                };
+                match sent {
                     Ok(response) => return Ok(response),
                     Err(mut e) => match e.take_message() {
                         Some(unsent) if reused => {
                             request = unsent;
                             reused = false;
-                            sender = self
+                            connection = self
                                 .upstreams
                                 .connect(upstream.addr)
                                 .await
@@ -372,7 +382,7 @@ impl Forwarder {
         let upload_broken = progress.is_some_and(|p| p.broken());
         let upload_unfinished = progress.is_some_and(|p| !p.finished());
         match outcome {
-            Ok(Ok(response)) => Ok((response, sender)),
+            Ok(Ok(response)) => Ok((response, connection)),
             Ok(Err(SendFailure::Replica(TryFailure::Reset))) if upload_broken => {
                 Err(SendFailure::Client(ClientFault::BrokenBody(
                     "the client's body stream failed".into(),
@@ -395,7 +405,7 @@ impl Forwarder {
         &self,
         response: Response<Incoming>,
         upstream: &Upstream,
-        sender: Sender,
+        connection: UpstreamConnection,
         in_flight: InFlight,
     ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
@@ -406,7 +416,7 @@ impl Forwarder {
         let checkin = Checkin {
             pool: Arc::clone(&self.upstreams),
             instance: upstream.instance,
-            sender,
+            upstream: connection,
         };
         let body = ProxiedBody::new(body, Some(checkin), in_flight);
         Response::from_parts(parts, Body::Proxied(body))

@@ -6,12 +6,25 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::data_plane::accounting::InFlight;
-use crate::data_plane::upstream_pool::Sender;
+use crate::data_plane::upstream_pool::UpstreamConnection;
 
-/// Copies between the two sides of an upgraded request until one closes. `_sender`
-/// keeps the upstream connection's handle alive; `_in_flight` counts the tunnel as a
-/// request in flight (so `/rm` drains it, up to `admin.drain_timeout_ms`).
-pub async fn run(client: OnUpgrade, upstream: OnUpgrade, _sender: Sender, _in_flight: InFlight) {
+/// Copies between the two sides of an upgraded request until one closes. The upstream
+/// connection's I/O half is driven here until it hands over the upgraded socket;
+/// `_in_flight` counts the tunnel as a request in flight (so `/rm` drains it, up to
+/// `admin.drain_timeout_ms`).
+pub async fn run(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    connection: UpstreamConnection,
+    _in_flight: InFlight,
+) {
+    if let Some(driver) = connection.into_driver() {
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "upstream connection of an upgrade failed");
+            }
+        });
+    }
     let (client, upstream) = tokio::join!(client, upstream);
     let (client, upstream) = match (client, upstream) {
         (Ok(client), Ok(upstream)) => (client, upstream),

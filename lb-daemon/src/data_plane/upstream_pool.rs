@@ -2,6 +2,12 @@
 //! list per replica incarnation, touched only by its worker's thread (the mutex is
 //! never contended; it is there because hyper's tasks must be `Send`).
 //!
+//! An upstream connection has no task of its own: the request that holds it polls it
+//! ([`UpstreamConnection`]: the sending half and hyper's connection future together), and so
+//! does the response body while it streams. A request then costs no hand-off between
+//! tasks on the worker's run queue, which under load is what separates a fast answer
+//! from a slow one.
+//!
 //! Connections are reused most-recent first (LIFO), so under a light load the extra
 //! ones age out. A connection is checked in only after its response was read to the
 //! end ([`ProxiedBody`](crate::data_plane::body::ProxiedBody)); idle ones older than
@@ -9,8 +15,11 @@
 //! left the routing snapshot (removed or respawned), are closed by [`UpstreamPool::sweep`].
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1;
@@ -22,6 +31,66 @@ use crate::runtime::InstanceId;
 
 /// The sending half of an upstream connection.
 pub type Sender = http1::SendRequest<UpstreamBody>;
+
+/// hyper's half that does the I/O; polled by whoever holds the [`UpstreamConnection`].
+pub type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// One upstream connection: both halves, held by one request at a time.
+pub struct UpstreamConnection {
+    /// Sends requests.
+    pub sender: Sender,
+    /// Does the I/O; `None` once it finished (the connection is closed).
+    driver: Option<Driver>,
+}
+
+impl std::fmt::Debug for UpstreamConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConnection")
+            .field("sender", &self.sender)
+            .field("open", &self.driver.is_some())
+            .finish()
+    }
+}
+
+impl UpstreamConnection {
+    /// Drives the connection's I/O: call from every `poll` that waits on it. Returns
+    /// true while the connection is open.
+    pub fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(driver) = self.driver.as_mut() {
+            if let Poll::Ready(ended) = driver.as_mut().poll(cx) {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                self.driver = None;
+            }
+        }
+        self.driver.is_some()
+    }
+
+    /// Whether the connection is known to be closed.
+    pub fn is_closed(&self) -> bool {
+        self.driver.is_none() || self.sender.is_closed()
+    }
+
+    /// Waits until the connection can take a request; false if it closed instead.
+    pub async fn ready(&mut self) -> bool {
+        poll_fn(|cx| {
+            let open = self.poll_io(cx);
+            match self.sender.poll_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(open),
+                Poll::Ready(Err(_)) => Poll::Ready(false),
+                Poll::Pending if !open => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// The I/O half, for a task of its own (an upgraded connection's tunnel).
+    pub fn into_driver(self) -> Option<Driver> {
+        self.driver
+    }
+}
 
 /// Limits of a worker's upstream connections.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +129,7 @@ pub enum ConnectError {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    upstream: UpstreamConnection,
     since: Instant,
 }
 
@@ -68,7 +137,7 @@ struct Idle {
 #[derive(Debug)]
 pub struct Checkout {
     /// Ready to send.
-    pub sender: Sender,
+    pub upstream: UpstreamConnection,
     /// Taken from the idle list (it may have been closed by the replica meanwhile).
     pub reused: bool,
 }
@@ -99,29 +168,26 @@ impl UpstreamPool {
         addr: SocketAddr,
     ) -> Result<Checkout, ConnectError> {
         while let Some(idle) = self.pop(instance) {
-            let mut sender = idle.sender;
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
+            let mut upstream = idle.upstream;
+            if !upstream.is_closed() && upstream.ready().await {
                 return Ok(Checkout {
-                    sender,
+                    upstream,
                     reused: true,
                 });
             }
         }
-        let sender = self.connect(addr).await?;
+        let upstream = self.connect(addr).await?;
         Ok(Checkout {
-            sender,
+            upstream,
             reused: false,
         })
     }
 
-    /// A new connection to `addr`, its connection task spawned on this worker.
+    /// A new connection to `addr`.
     ///
     /// # Errors
     /// [`ConnectError`] on refusal, timeout or a failed handshake.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<Sender, ConnectError> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamConnection, ConnectError> {
         let stream = tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(addr))?
@@ -131,25 +197,23 @@ impl UpstreamPool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(%addr, error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(UpstreamConnection {
+            sender,
+            driver: Some(Box::pin(connection.with_upgrades())),
+        })
     }
 
     /// Puts a connection whose last response was read to the end back on the idle
     /// list of `instance`, unless it is closed or the list is full.
-    pub fn checkin(&self, instance: InstanceId, sender: Sender) {
-        if sender.is_closed() || self.limits.max_idle == 0 {
+    pub fn checkin(&self, instance: InstanceId, upstream: UpstreamConnection) {
+        if upstream.is_closed() || self.limits.max_idle == 0 {
             return;
         }
         let mut idle = self.lock();
         let list = idle.entry(instance).or_default();
         if list.len() < self.limits.max_idle {
             list.push(Idle {
-                sender,
+                upstream,
                 since: Instant::now(),
             });
         }
@@ -163,7 +227,7 @@ impl UpstreamPool {
             if !live(*instance) {
                 return false;
             }
-            list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < limit);
+            list.retain(|c| !c.upstream.is_closed() && now.duration_since(c.since) < limit);
             !list.is_empty()
         });
     }
