@@ -184,10 +184,19 @@ impl Body for ProxiedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if let Some(checkin) = self.checkin.as_mut() {
-            checkin.upstream.poll_io(cx);
+        // The first poll of an empty body only tells hyper's connection that data is
+        // wanted; driving the connection once more hands over what it already read,
+        // instead of waiting for this task's next turn on the run queue.
+        let mut polled = Poll::Pending;
+        for _ in 0..2 {
+            if let Some(checkin) = self.checkin.as_mut() {
+                checkin.upstream.poll_io(cx);
+            }
+            polled = Pin::new(&mut self.inner).poll_frame(cx);
+            if polled.is_ready() {
+                break;
+            }
         }
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(),
             Poll::Ready(Some(Err(_))) => {
