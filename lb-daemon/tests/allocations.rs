@@ -16,7 +16,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Allocations (and reallocations) per proxied request, at most.
-const BUDGET: u64 = 40;
+const BUDGET: u64 = 11;
+/// Room for work done once a second or so whatever the load (hyper's cached `Date`
+/// header, the pool sweep), spread over the measured requests.
+const AMORTIZED: f64 = 0.05;
 
 struct Counting;
 
@@ -147,12 +150,12 @@ fn a_proxied_request_stays_within_its_allocation_budget() {
         assert_eq!(exchange(&mut stream, request, &mut buf), 200);
     }
     let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / measured.len() as f64;
-    println!("allocations per proxied request: {per_request:.2}");
+    println!("allocations per proxied request: {per_request:.3}");
     drop(stream);
     shutdown.cancel();
     daemon.join().unwrap();
     assert!(
-        per_request <= BUDGET as f64,
-        "{per_request:.2} allocations per request, over the budget of {BUDGET}"
+        per_request <= BUDGET as f64 + AMORTIZED,
+        "{per_request:.3} allocations per request, over the budget of {BUDGET}"
     );
 }
