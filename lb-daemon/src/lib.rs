@@ -234,6 +234,8 @@ pub async fn run_with_reloads(
         connect_timeout: config.connect_timeout,
         max_idle: config.max_idle_per_replica,
         idle_timeout: config.upstream_idle_timeout,
+        max_conns: config.max_conns_per_replica,
+        queue_timeout: config.queue_timeout,
     };
     let admin_route = config.admin_listen.is_none().then(|| AdminRoute {
         app: Arc::new(app.clone()),
@@ -243,7 +245,7 @@ pub async fn run_with_reloads(
         listeners,
         |index| ProxyHandler {
             forwarder: Forwarder {
-                upstreams: Arc::new(UpstreamPool::new(pool_limits)),
+                upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
                 replicas: Arc::clone(&pool),
                 settings: Arc::clone(&settings),
                 retry_budget: Arc::clone(&retry_budget),
@@ -355,7 +357,9 @@ fn restart_only_changes(running: &Config, fresh: &Config) -> Vec<&'static str> {
         running.max_idle_per_replica != fresh.max_idle_per_replica
             || running.upstream_idle_timeout != fresh.upstream_idle_timeout
             || running.retry_buffer_total_bytes != fresh.retry_buffer_total_bytes
-            || running.max_fails != fresh.max_fails,
+            || running.max_fails != fresh.max_fails
+            || running.max_conns_per_replica != fresh.max_conns_per_replica
+            || running.queue_timeout != fresh.queue_timeout,
     );
     changed
 }

@@ -12,6 +12,8 @@
 //! | `lb_respawns_total` | counter | — |
 //! | `lb_ring_nodes` | gauge | — |
 //! | `lb_admin_calls_total` | counter | `endpoint`, `status` |
+//! | `lb_upstream_queue_depth` | gauge | — (requests waiting for a connection under `upstream.max_conns_per_replica`) |
+//! | `lb_upstream_queue_wait_seconds` | histogram | — (how long each queued request waited) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -131,6 +133,8 @@ pub struct Metrics {
     pub ring_nodes: Gauge,
     /// Admin calls.
     pub admin_calls: Family<AdminLabels, Counter>,
+    /// The upstream connection queue.
+    pub queue: crate::data_plane::upstream_pool::QueueMetrics,
     /// Proxied requests, all replicas and classes (not exported; `/status` reads it).
     requests_seen: Counter,
     /// `lb_requests_total{replica="none"}` by class.
@@ -213,7 +217,22 @@ impl Metrics {
                 })
                 .clone()
         });
+        let queue = crate::data_plane::upstream_pool::QueueMetrics {
+            depth: Gauge::default(),
+            wait: Histogram::new(exponential_buckets(0.000_25, 2.0, 16)),
+        };
+        registry.register(
+            "lb_upstream_queue_depth",
+            "Requests waiting for an upstream connection under max_conns_per_replica",
+            queue.depth.clone(),
+        );
+        registry.register(
+            "lb_upstream_queue_wait_seconds",
+            "Time queued requests waited for an upstream connection",
+            queue.wait.clone(),
+        );
         Self {
+            queue,
             unrouted,
             registry,
             requests,

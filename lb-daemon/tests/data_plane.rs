@@ -261,3 +261,50 @@ fn options_star_is_answered_by_the_daemon() {
         "{reply}"
     );
 }
+
+#[test]
+fn beyond_the_connection_cap_a_request_queues_then_gets_503_with_retry_after() {
+    let config = format!("workers = 1\n{}", base_config(1)).replace(
+        "[shutdown]",
+        "[upstream]\nmax_conns_per_replica = 1\nqueue_timeout_ms = 300\n\n[shutdown]",
+    );
+    let daemon = Daemon::start(&config);
+    let slow = |delay_ms: u64| {
+        let url = daemon.url("/sleep/1500");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let started = Instant::now();
+            let answer = match agent().get(&url).call() {
+                Ok(r) => (r.status(), r.header("retry-after").map(str::to_string)),
+                Err(ureq::Error::Status(code, r)) => {
+                    (code, r.header("retry-after").map(str::to_string))
+                }
+                Err(e) => panic!("transport error: {e}"),
+            };
+            (answer, started.elapsed())
+        })
+    };
+    // The first takes the one connection; the next two wait behind it.
+    let first = slow(0);
+    let queued: Vec<_> = (0..2).map(|_| slow(200)).collect();
+    let ((status, _), _) = first.join().unwrap();
+    assert_eq!(status, 200);
+    for waiter in queued {
+        let ((status, retry_after), waited) = waiter.join().unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_millis(1400),
+            "answered after {waited:?}, not at the queue timeout"
+        );
+    }
+    assert_eq!(metric(&daemon, "lb_upstream_queue_wait_seconds_count"), 2.0);
+    assert_eq!(metric(&daemon, "lb_upstream_queue_depth"), 0.0);
+    assert_eq!(
+        metric(&daemon, "lb_upstream_failures_total"),
+        0.0,
+        "a busy replica was charged"
+    );
+    // Once the connection is free, requests go through again.
+    assert_eq!(daemon.home(Some("after")).0, 200);
+}

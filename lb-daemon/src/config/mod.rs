@@ -48,6 +48,8 @@
 //! max_fails = 3               # passive failures in a row that eject a replica (0: off)
 //! max_idle_per_replica = 64   # idle keep-alive connections per replica per worker
 //! idle_timeout_ms = 30000     # an idle upstream connection is closed after this
+//! max_conns_per_replica = 1024  # open connections per replica per worker (0: no cap)
+//! queue_timeout_ms = 5000     # beyond the cap, wait this long for one, then 503
 //!
 //! [server]
 //! backlog = 4096              # listen backlog of each worker (capped by somaxconn)
@@ -208,6 +210,10 @@ pub struct UpstreamFile {
     pub max_idle_per_replica: Option<u64>,
     /// Idle upstream connection lifetime, ms.
     pub idle_timeout_ms: Option<u64>,
+    /// Open connections per replica and worker; 0: no cap.
+    pub max_conns_per_replica: Option<u64>,
+    /// Longest wait for a connection under the cap, ms.
+    pub queue_timeout_ms: Option<u64>,
 }
 
 /// `[server]` as written: limits of the client-facing listener.
@@ -293,6 +299,10 @@ pub struct Config {
     pub max_idle_per_replica: usize,
     /// Idle upstream connection lifetime.
     pub upstream_idle_timeout: Duration,
+    /// Open connections per replica and worker (0: no cap).
+    pub max_conns_per_replica: usize,
+    /// Longest wait for a connection under the cap.
+    pub queue_timeout: Duration,
     /// Listen backlog of each worker's socket.
     pub backlog: u32,
     /// From accept to a connection's first request.
@@ -579,6 +589,20 @@ impl Config {
                 "upstream.idle_timeout_ms",
                 file.upstream.idle_timeout_ms,
                 30_000,
+                1,
+                3_600_000,
+            )?,
+            max_conns_per_replica: ranged(
+                "upstream.max_conns_per_replica",
+                file.upstream.max_conns_per_replica,
+                1024,
+                0,
+                1_000_000,
+            )?,
+            queue_timeout: ms(
+                "upstream.queue_timeout_ms",
+                file.upstream.queue_timeout_ms,
+                5_000,
                 1,
                 3_600_000,
             )?,

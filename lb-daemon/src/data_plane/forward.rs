@@ -31,7 +31,7 @@ use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, UpstreamConnection, UpstreamPool};
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamConnection, UpstreamPool};
 use crate::key::{KeySource, request_key};
 use crate::metrics::{FailureKind, Metrics, ReplicaMetrics};
 use crate::pool::ReplicaPool;
@@ -219,6 +219,12 @@ impl Forwarder {
                 .await
             {
                 Ok(checkout) => checkout,
+                Err(e @ ConnectError::QueueTimeout { .. }) => {
+                    // The replica is busy, not broken: nothing is charged, and the key
+                    // stays with its replica (no spill to the next one).
+                    tracing::debug!(replica = %name, error = %e, "queue timeout");
+                    return (queue_timeout(name, &e), forwarded);
+                }
                 Err(e) => {
                     tracing::warn!(replica = %name, error = %e, "try failed: connect");
                     self.charge(name, upstream, TryFailure::Connect);
@@ -367,9 +373,8 @@ impl Forwarder {
                         Some(unsent) if reused => {
                             request = unsent;
                             reused = false;
-                            connection = self
-                                .upstreams
-                                .connect(upstream.addr)
+                            self.upstreams
+                                .reconnect(&mut connection, upstream.addr)
                                 .await
                                 .map_err(|_| SendFailure::Replica(TryFailure::Connect))?;
                         }
@@ -445,6 +450,18 @@ fn switched(response: Response<Incoming>, upstream: &Upstream) -> Response<Body>
         .headers
         .insert(REPLICA_HEADER, upstream.name_header.clone());
     Response::from_parts(parts, Body::Full(None))
+}
+
+/// `503` with `Retry-After: 1` (seconds), like HAProxy when `timeout queue` passes.
+fn queue_timeout(replica: &NodeId, error: &ConnectError) -> Response<Body> {
+    let mut response = failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("replica {replica} is at its connection limit: {error}"),
+    );
+    response
+        .headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn client_fault(fault: ClientFault) -> Response<Body> {

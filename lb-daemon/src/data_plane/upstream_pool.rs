@@ -8,6 +8,14 @@
 //! tasks on the worker's run queue, which under load is what separates a fast answer
 //! from a slow one.
 //!
+//! At most `upstream.max_conns_per_replica` connections per replica and worker are
+//! open at once (nginx `max_conns`, HAProxy `maxconn` on a server); a request beyond
+//! the cap waits in a FIFO queue (tokio's fair semaphore) for at most
+//! `upstream.queue_timeout_ms`, then gets [`ConnectError::QueueTimeout`] (a 503 with
+//! `Retry-After`, charged to nobody, like HAProxy's `timeout queue`). While requests
+//! wait, a connection that finishes is closed rather than kept idle, so its slot goes
+//! to the head of the queue.
+//!
 //! Connections are reused most-recent first (LIFO), so under a light load the extra
 //! ones age out. A connection is checked in only after its response was read to the
 //! end ([`ProxiedBody`](crate::data_plane::body::ProxiedBody)); idle ones older than
@@ -22,9 +30,15 @@ use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::data_plane::body::UpstreamBody;
 use crate::runtime::InstanceId;
@@ -41,6 +55,8 @@ pub struct UpstreamConnection {
     pub sender: Sender,
     /// Does the I/O; `None` once it finished (the connection is closed).
     driver: Option<Driver>,
+    /// Its place under `max_conns_per_replica`, given back when it closes.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for UpstreamConnection {
@@ -101,6 +117,19 @@ pub struct PoolLimits {
     pub max_idle: usize,
     /// An idle connection older than this is closed.
     pub idle_timeout: Duration,
+    /// Open connections per replica (per worker); 0: no cap.
+    pub max_conns: usize,
+    /// How long a request waits for a connection under the cap.
+    pub queue_timeout: Duration,
+}
+
+/// The queue's metrics: `lb_upstream_queue_depth`, `lb_upstream_queue_wait_seconds`.
+#[derive(Debug, Clone)]
+pub struct QueueMetrics {
+    /// Requests waiting for a connection now.
+    pub depth: Gauge,
+    /// Time each queued request waited, seconds.
+    pub wait: Histogram,
 }
 
 /// Why no connection to a replica could be had. Nothing was sent.
@@ -116,6 +145,14 @@ pub enum ConnectError {
         addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// `max_conns_per_replica` connections were busy for `queue_timeout_ms`.
+    #[error("no connection to {addr} became free within {waited_ms} ms")]
+    QueueTimeout {
+        /// The replica's address.
+        addr: SocketAddr,
+        /// How long the request waited.
+        waited_ms: u64,
     },
     /// The HTTP/1 handshake failed.
     #[error("HTTP/1 handshake with {addr}: {source}")]
@@ -142,19 +179,49 @@ pub struct Checkout {
     pub reused: bool,
 }
 
+/// The cap and queue of one replica incarnation.
+#[derive(Debug)]
+struct Slots {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// One replica incarnation's connections in this worker.
+#[derive(Debug)]
+struct Replica {
+    idle: Vec<Idle>,
+    slots: Arc<Slots>,
+}
+
+/// A request waiting in the queue; leaving it (served, timed out, or the client
+/// gone) updates the counts.
+struct Waiting<'a> {
+    slots: &'a Slots,
+    depth: &'a Gauge,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.slots.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.depth.dec();
+    }
+}
+
 /// One worker's upstream connections.
 #[derive(Debug)]
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<InstanceId, Vec<Idle>>>,
+    replicas: Mutex<HashMap<InstanceId, Replica>>,
     limits: PoolLimits,
+    queue: QueueMetrics,
 }
 
 impl UpstreamPool {
     /// An empty pool.
-    pub fn new(limits: PoolLimits) -> Self {
+    pub fn new(limits: PoolLimits, queue: QueueMetrics) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            replicas: Mutex::new(HashMap::new()),
             limits,
+            queue,
         }
     }
 
@@ -176,18 +243,87 @@ impl UpstreamPool {
                 });
             }
         }
-        let upstream = self.connect(addr).await?;
+        let slot = self.slot(instance, addr).await?;
+        let upstream = self.connect(addr, slot).await?;
         Ok(Checkout {
             upstream,
             reused: false,
         })
     }
 
-    /// A new connection to `addr`.
+    /// A place under the cap for a new connection to `instance`, waiting in FIFO
+    /// order for at most the queue timeout.
+    async fn slot(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Option<OwnedSemaphorePermit>, ConnectError> {
+        if self.limits.max_conns == 0 {
+            return Ok(None);
+        }
+        let slots = {
+            let mut replicas = self.lock();
+            let replica = replicas
+                .entry(instance)
+                .or_insert_with(|| self.new_replica());
+            Arc::clone(&replica.slots)
+        };
+        if let Ok(permit) = Arc::clone(&slots.permits).try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        slots.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.depth.inc();
+        let _waiting = Waiting {
+            slots: &slots,
+            depth: &self.queue.depth,
+        };
+        let started = Instant::now();
+        let acquired = tokio::time::timeout(
+            self.limits.queue_timeout,
+            Arc::clone(&slots.permits).acquire_owned(),
+        )
+        .await;
+        self.queue.wait.observe(started.elapsed().as_secs_f64());
+        match acquired {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(ConnectError::QueueTimeout {
+                addr,
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    fn new_replica(&self) -> Replica {
+        Replica {
+            idle: Vec::new(),
+            slots: Arc::new(Slots {
+                permits: Arc::new(Semaphore::new(self.limits.max_conns)),
+                waiting: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// A new connection to `addr` in place of `stale` (a pooled connection the
+    /// replica had closed), keeping its place under the cap.
     ///
     /// # Errors
-    /// [`ConnectError`] on refusal, timeout or a failed handshake.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamConnection, ConnectError> {
+    /// As [`UpstreamPool::checkout`].
+    pub async fn reconnect(
+        &self,
+        stale: &mut UpstreamConnection,
+        addr: SocketAddr,
+    ) -> Result<(), ConnectError> {
+        let slot = stale._slot.take();
+        *stale = self.connect(addr, slot).await?;
+        Ok(())
+    }
+
+    /// A new connection to `addr`, holding `slot` while open.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<UpstreamConnection, ConnectError> {
         let stream = tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(addr))?
@@ -200,19 +336,26 @@ impl UpstreamPool {
         Ok(UpstreamConnection {
             sender,
             driver: Some(Box::pin(connection.with_upgrades())),
+            _slot: slot,
         })
     }
 
     /// Puts a connection whose last response was read to the end back on the idle
-    /// list of `instance`, unless it is closed or the list is full.
+    /// list of `instance`, unless it is closed, the list is full, or requests wait for
+    /// a slot (then it closes and its slot goes to the first of them).
     pub fn checkin(&self, instance: InstanceId, upstream: UpstreamConnection) {
         if upstream.is_closed() || self.limits.max_idle == 0 {
             return;
         }
-        let mut idle = self.lock();
-        let list = idle.entry(instance).or_default();
-        if list.len() < self.limits.max_idle {
-            list.push(Idle {
+        let mut replicas = self.lock();
+        let replica = replicas
+            .entry(instance)
+            .or_insert_with(|| self.new_replica());
+        if replica.slots.waiting.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        if replica.idle.len() < self.limits.max_idle {
+            replica.idle.push(Idle {
                 upstream,
                 since: Instant::now(),
             });
@@ -223,26 +366,27 @@ impl UpstreamPool {
     /// incarnations for which `live` is false.
     pub fn sweep(&self, now: Instant, live: impl Fn(InstanceId) -> bool) {
         let limit = self.limits.idle_timeout;
-        self.lock().retain(|instance, list| {
-            if !live(*instance) {
-                return false;
-            }
-            list.retain(|c| !c.upstream.is_closed() && now.duration_since(c.since) < limit);
-            !list.is_empty()
+        self.lock().retain(|instance, replica| {
+            replica
+                .idle
+                .retain(|c| !c.upstream.is_closed() && now.duration_since(c.since) < limit);
+            live(*instance)
         });
     }
 
     /// Idle connections now, over all replicas.
     pub fn idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().values().map(|r| r.idle.len()).sum()
     }
 
     fn pop(&self, instance: InstanceId) -> Option<Idle> {
-        self.lock().get_mut(&instance).and_then(Vec::pop)
+        self.lock()
+            .get_mut(&instance)
+            .and_then(|replica| replica.idle.pop())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Replica>> {
         // Each critical section is one push, pop or retain: a poisoned map is consistent.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.replicas.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
