@@ -80,7 +80,7 @@ fn clients_that_vanish_mid_request_leave_every_gauge_at_zero() {
             let mut s = TcpStream::connect(daemon.addr).unwrap();
             write!(
                 s,
-                "GET /sleep/1500 HTTP/1.1\r\nHost: lb\r\nx-lb-key: gone-{i}\r\n\r\n"
+                "GET /sleep/30000 HTTP/1.1\r\nHost: lb\r\nx-lb-key: gone-{i}\r\n\r\n"
             )
             .unwrap();
             s
@@ -132,17 +132,28 @@ fn served_despite_idle_sockets(first: &[u8]) -> Duration {
     let (code, _) = daemon.home(Some("newcomer"));
     let waited = started.elapsed();
     assert_eq!(code, 200);
-    // The idle ones were closed by the daemon: reading gives EOF (or a reset).
+    // The idle ones were closed by the daemon: reading gives EOF or a reset, not a
+    // read timeout.
     let mut closed = 0;
     for mut s in idle {
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 256];
         loop {
             match s.read(&mut buf) {
-                Ok(0) | Err(_) => {
+                Ok(0) => {
                     closed += 1;
                     break;
                 }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    closed += 1;
+                    break;
+                }
+                Err(e) => panic!("an idle socket was not closed: {e}"),
                 Ok(_) => continue, // an HTTP/2 server preface or GOAWAY
             }
         }
@@ -153,10 +164,11 @@ fn served_despite_idle_sockets(first: &[u8]) -> Duration {
 
 #[test]
 fn sockets_that_send_nothing_do_not_lock_out_new_clients() {
+    // Served once the first-request deadline (1 s) freed the slots, plus scheduling slack.
     let waited = served_despite_idle_sockets(b"");
     println!("served after {} ms", waited.as_millis());
     assert!(
-        waited < Duration::from_millis(1000 + 1000),
+        waited < Duration::from_millis(1000 + 400),
         "waited {waited:?}"
     );
 }
@@ -166,7 +178,7 @@ fn sockets_that_send_only_the_http2_preface_do_not_lock_out_new_clients() {
     let waited = served_despite_idle_sockets(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
     println!("served after {} ms", waited.as_millis());
     assert!(
-        waited < Duration::from_millis(1000 + 1000),
+        waited < Duration::from_millis(1000 + 400),
         "waited {waited:?}"
     );
 }

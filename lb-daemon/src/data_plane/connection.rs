@@ -114,6 +114,11 @@ impl Activity {
         self.changed_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Whether a request ever finished on this connection.
+    fn served_any(&self) -> bool {
+        self.changed_ms.load(Ordering::Relaxed) != u64::MAX
+    }
+
     /// When the connection must close if nothing happens meanwhile; `None` while busy.
     fn idle_deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
         if self.active.load(Ordering::Relaxed) > 0 {
@@ -181,6 +186,9 @@ pub async fn serve<H: Handler>(
                 let now = Instant::now();
                 match activity.idle_deadline(&limits) {
                     None => timer.as_mut().reset(now + limits.keepalive_timeout),
+                    Some(deadline) if deadline <= now && !activity.served_any() => {
+                        return; // no request by the deadline: nothing to be polite to
+                    }
                     Some(deadline) if deadline <= now => {
                         connection.as_mut().graceful_shutdown();
                         closing = true;

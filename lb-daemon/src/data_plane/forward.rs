@@ -153,6 +153,15 @@ impl Forwarder {
         if req.method() == Method::OPTIONS && req.uri() == "*" {
             return (options_star(), forwarded);
         }
+        if req.method() == Method::CONNECT {
+            return (
+                failure(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT is not supported: this is a reverse proxy",
+                ),
+                forwarded,
+            );
+        }
         let settings = self.settings.load_full();
         let snapshot = self.replicas.snapshot();
         let client_upgrade: Option<OnUpgrade> = if req.version() == Version::HTTP_11
@@ -270,11 +279,24 @@ impl Forwarder {
                             ));
                             switched(response, upstream)
                         }
-                        _ => self.respond(response, upstream, connection, in_flight),
+                        _ => {
+                            // A replica may answer before it read the whole upload (413,
+                            // 401): such a connection is not clean for the next request.
+                            let clean = body.progress().is_none_or(|p| p.finished());
+                            self.respond(response, upstream, connection, in_flight, clean)
+                        }
                     };
                     return (response, forwarded);
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), forwarded),
+                Err(SendFailure::Stale) => {
+                    tracing::debug!(replica = %name, "kept-alive connection closed under the request");
+                    last = Some((name, TryFailure::Reset));
+                    in_flight.leave_replica();
+                    if !idempotent {
+                        break;
+                    }
+                }
                 Err(SendFailure::Replica(failed)) => {
                     tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failed, "try failed");
                     self.charge(name, upstream, failed);
@@ -378,6 +400,11 @@ impl Forwarder {
                                 .await
                                 .map_err(|_| SendFailure::Replica(TryFailure::Connect))?;
                         }
+                        // The replica closed a kept-alive connection just as the
+                        // request went out: a race of keep-alive, not a fault.
+                        _ if reused && e.error().is_incomplete_message() => {
+                            return Err(SendFailure::Stale);
+                        }
                         _ => return Err(SendFailure::from(e.into_error())),
                     },
                 }
@@ -412,6 +439,7 @@ impl Forwarder {
         upstream: &Upstream,
         connection: UpstreamConnection,
         in_flight: InFlight,
+        reusable: bool,
     ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, false);
@@ -423,13 +451,16 @@ impl Forwarder {
             instance: upstream.instance,
             upstream: connection,
         };
-        let body = ProxiedBody::new(body, Some(checkin), in_flight);
+        let body = ProxiedBody::new(body, Some(checkin).filter(|_| reusable), in_flight);
         Response::from_parts(parts, Body::Proxied(body))
     }
 }
 
 /// A try's end without a response.
 enum SendFailure {
+    /// A reused connection closed under the request: nobody's fault; an idempotent
+    /// request goes on to the next candidate, another gets 502.
+    Stale,
     /// The replica's fault.
     Replica(TryFailure),
     /// The client's.

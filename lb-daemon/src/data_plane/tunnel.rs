@@ -9,7 +9,8 @@ use crate::data_plane::accounting::InFlight;
 use crate::data_plane::upstream_pool::UpstreamConnection;
 
 /// Copies between the two sides of an upgraded request until one closes. The upstream
-/// connection's I/O half is driven here until it hands over the upgraded socket;
+/// connection's I/O half is driven here until it hands over the upgraded socket, and
+/// its place under `upstream.max_conns_per_replica` is held until the tunnel closes;
 /// `_in_flight` counts the tunnel as a request in flight (so `/rm` drains it, up to
 /// `admin.drain_timeout_ms`).
 pub async fn run(
@@ -18,7 +19,8 @@ pub async fn run(
     connection: UpstreamConnection,
     _in_flight: InFlight,
 ) {
-    if let Some(driver) = connection.into_driver() {
+    let (driver, _slot) = connection.into_driver();
+    if let Some(driver) = driver {
         tokio::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "upstream connection of an upgrade failed");

@@ -102,9 +102,10 @@ impl UpstreamConnection {
         .await
     }
 
-    /// The I/O half, for a task of its own (an upgraded connection's tunnel).
-    pub fn into_driver(self) -> Option<Driver> {
-        self.driver
+    /// The I/O half, for a task of its own (an upgraded connection's tunnel), and the
+    /// connection's place under the cap, which the tunnel keeps while it lives.
+    pub fn into_driver(self) -> (Option<Driver>, Option<OwnedSemaphorePermit>) {
+        (self.driver, self._slot)
     }
 }
 
@@ -236,7 +237,13 @@ impl UpstreamPool {
     ) -> Result<Checkout, ConnectError> {
         while let Some(idle) = self.pop(instance) {
             let mut upstream = idle.upstream;
-            if !upstream.is_closed() && upstream.ready().await {
+            // A connection that does not become ready within the connect timeout is
+            // not worth waiting for: a new one takes no longer.
+            if upstream.is_closed() {
+                continue;
+            }
+            let ready = tokio::time::timeout(self.limits.connect_timeout, upstream.ready()).await;
+            if matches!(ready, Ok(true)) {
                 return Ok(Checkout {
                     upstream,
                     reused: true,
