@@ -46,7 +46,7 @@
 //! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
 //! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
 //! max_fails = 3               # passive failures in a row that eject a replica (0: off)
-//! max_idle_per_replica = 64   # idle keep-alive connections per replica per worker
+//! max_idle_per_replica = 1024 # idle keep-alive connections per replica per worker
 //! idle_timeout_ms = 30000     # an idle upstream connection is closed after this
 //! max_conns_per_replica = 1024  # open connections per replica per worker (0: no cap)
 //! queue_timeout_ms = 5000     # beyond the cap, wait this long for one, then 503
@@ -581,7 +581,7 @@ impl Config {
             max_idle_per_replica: ranged(
                 "upstream.max_idle_per_replica",
                 file.upstream.max_idle_per_replica,
-                64,
+                1024,
                 0,
                 65_536,
             )?,
