@@ -20,16 +20,23 @@ use crate::data_plane::accounting::InFlight;
 use crate::data_plane::upstream_pool::{UpstreamConnection, UpstreamPool};
 use crate::runtime::InstanceId;
 
-/// A request body as sent to a replica.
+/// A body whose frames are bytes known in full (`Fixed`; `None` once sent or when
+/// empty) or another body's frames streamed through (`Streamed`). Both legs use it:
+/// [`UpstreamBody`] towards the replica, [`reply::Body`](crate::reply::Body) towards
+/// the client. An enum rather than a boxed trait object, so neither costs an
+/// allocation per request.
 #[derive(Debug)]
-pub enum UpstreamBody {
-    /// Bytes known in full (buffered for retries); `None` once sent or when empty.
-    Buffered(Option<Bytes>),
-    /// The client's body, streamed: one try only.
-    Streamed(ClientBody),
+pub enum Frames<S> {
+    /// Bytes known in full.
+    Fixed(Option<Bytes>),
+    /// Streamed from another body.
+    Streamed(S),
 }
 
-impl Body for UpstreamBody {
+impl<S> Body for Frames<S>
+where
+    S: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -38,27 +45,31 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            UpstreamBody::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            UpstreamBody::Streamed(body) => Pin::new(body).poll_frame(cx),
+            Frames::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Frames::Streamed(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamBody::Buffered(bytes) => bytes.is_none(),
-            UpstreamBody::Streamed(body) => body.inner.is_end_stream(),
+            Frames::Fixed(bytes) => bytes.is_none(),
+            Frames::Streamed(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpstreamBody::Buffered(bytes) => {
+            Frames::Fixed(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            UpstreamBody::Streamed(body) => body.inner.size_hint(),
+            Frames::Streamed(body) => body.size_hint(),
         }
     }
 }
+
+/// A request body as sent to a replica: buffered so a retry can send it again
+/// (`Fixed`), or the client's body streamed through, one try only (`Streamed`).
+pub type UpstreamBody = Frames<ClientBody>;
 
 /// How far the client got with a streamed upload (shared with the forward).
 #[derive(Debug)]

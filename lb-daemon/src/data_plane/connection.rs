@@ -75,8 +75,9 @@ impl ConnectionLimits {
 
 /// Serves requests: the data plane's proxy, or the admin API on its own listener.
 pub trait Handler: Send + Sync + 'static {
-    /// The response to `req` from `client`; `activity` is the connection's, for a
-    /// response body that should keep it busy until done.
+    /// The response to `req` from `client`. `activity` is the connection's: the
+    /// handler marks the request busy ([`Activity::enter`]) for as long as it lives,
+    /// response body included, so the connection is never closed as idle under it.
     fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
@@ -161,10 +162,7 @@ pub async fn serve<H: Handler>(
     let service = service_fn(move |req| {
         let handler = Arc::clone(&handler);
         let activity = Arc::clone(&conn_activity);
-        async move {
-            let _busy = activity.enter();
-            Ok::<_, std::convert::Infallible>(handler.handle(req, client, &activity).await)
-        }
+        async move { Ok::<_, std::convert::Infallible>(handler.handle(req, client, &activity).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);

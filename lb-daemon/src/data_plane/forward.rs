@@ -123,7 +123,7 @@ enum Prepared {
 impl Prepared {
     fn for_try(&mut self) -> Option<UpstreamBody> {
         match self {
-            Prepared::Kept(bytes) => Some(UpstreamBody::Buffered(bytes.clone())),
+            Prepared::Kept(bytes) => Some(UpstreamBody::Fixed(bytes.clone())),
             Prepared::Streamed(body, _) => body.take().map(UpstreamBody::Streamed),
         }
     }
@@ -452,7 +452,7 @@ impl Forwarder {
             upstream: connection,
         };
         let body = ProxiedBody::new(body, Some(checkin).filter(|_| reusable), in_flight);
-        Response::from_parts(parts, Body::Proxied(body))
+        Response::from_parts(parts, Body::Streamed(body))
     }
 }
 
@@ -480,7 +480,7 @@ fn switched(response: Response<Incoming>, upstream: &Upstream) -> Response<Body>
     parts
         .headers
         .insert(REPLICA_HEADER, upstream.name_header.clone());
-    Response::from_parts(parts, Body::Full(None))
+    Response::from_parts(parts, Body::Fixed(None))
 }
 
 /// `503` with `Retry-After: 1` (seconds), like HAProxy when `timeout queue` passes.
@@ -511,7 +511,7 @@ fn client_fault(fault: ClientFault) -> Response<Body> {
 /// `OPTIONS *` asks about the server itself: answered here, like Apache httpd and
 /// HAProxy do, with the methods the daemon forwards.
 fn options_star() -> Response<Body> {
-    let mut response = Response::new(Body::Full(None));
+    let mut response = Response::new(Body::Fixed(None));
     response.headers_mut().insert(
         ALLOW,
         HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),

@@ -34,7 +34,7 @@ pub fn is_upgrade(parts: &Parts) -> bool {
 }
 
 /// Whether a `Connection` header line lists `token` (case-insensitive).
-pub fn connection_names(headers: &HeaderMap, token: &str) -> bool {
+fn connection_names(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(CONNECTION)
         .iter()

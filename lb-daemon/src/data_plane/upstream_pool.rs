@@ -381,11 +381,6 @@ impl UpstreamPool {
         });
     }
 
-    /// Idle connections now, over all replicas.
-    pub fn idle_count(&self) -> usize {
-        self.lock().values().map(|r| r.idle.len()).sum()
-    }
-
     fn pop(&self, instance: InstanceId) -> Option<Idle> {
         self.lock()
             .get_mut(&instance)

@@ -64,7 +64,8 @@ impl Handler for ProxyHandler {
         async move {
             if let Some(admin) = &self.admin {
                 if App::serves(req.uri().path()) {
-                    drop(busy);
+                    // Busy until answered: a slow `/add` is no idle connection.
+                    let _busy = busy;
                     let app = Arc::clone(&admin.app);
                     return match admin
                         .control
