@@ -34,18 +34,28 @@ done = function(summary, latency, requests)
    end
    local file = assert(io.open(out, "w"))
    file:write(string.format("duration_us %d\nrequests %d\n", summary.duration, summary.requests))
-   -- latency(i) is the i-th distinct value and its count (wrk's __call); each call
-   -- scans the histogram, so very wide histograms are cut at $WRK_HISTOGRAM_MAX values.
-   local limit = tonumber(os.getenv("WRK_HISTOGRAM_MAX") or "20000")
-   local distinct = #latency
-   -- Each latency(i) scans min..max: skip histograms that would take minutes.
-   if distinct > limit or distinct * (latency.max - latency.min) > 3e9 then
+   -- wrk's `latency(i)` scans the histogram from its minimum on every call, which takes
+   -- minutes at -c1024 and above; read wrk's `stats` struct (src/stats.h: count, limit,
+   -- min, max, data[] indexed by µs) once through LuaJIT's FFI instead.
+   local ok, ffi = pcall(require, "ffi")
+   if not ok then
       file:write("truncated\n")
-      distinct = 0
+      file:close()
+      return
    end
-   for i = 1, distinct do
-      local value, count = latency(i)
-      file:write(string.format("%d %d\n", value, count))
+   pcall(ffi.cdef, [[
+      typedef struct { uint64_t count, limit, min, max; uint64_t data[1]; } wrk_stats;
+   ]])
+   local stats = ffi.cast("wrk_stats **", latency)[0]
+   local low, high = tonumber(stats.min), tonumber(stats.max)
+   if high >= tonumber(stats.limit) then
+      high = tonumber(stats.limit) - 1
+   end
+   for value = low, high do
+      local count = stats.data[value]
+      if count ~= 0 then
+         file:write(string.format("%d %d\n", value, tonumber(count)))
+      end
    end
    file:close()
 end

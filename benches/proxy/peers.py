@@ -265,14 +265,15 @@ def raw_percentiles(histogram: Path, connections: int) -> dict[str, float]:
             counts[int(value)] = int(float(count))
     interval = duration // (requests // connections) if requests // connections > 0 else 0
     raw = dict(counts)
+    top = max(counts) if counts else 0
     if interval > 0:
         for value in sorted(counts, reverse=True):
             if value <= interval:
                 continue
             synthetic = 0
             above = value + interval
-            while above <= max(counts):
-                synthetic += raw.get(above, 0) if above >= 2 * interval else 0
+            while above <= top:
+                synthetic += raw.get(above, 0)
                 above += interval
             raw[value] = counts[value] - synthetic
     pairs = sorted((v, c) for v, c in raw.items() if c > 0)

@@ -17,7 +17,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::data_plane::accounting::InFlight;
-use crate::data_plane::upstream_pool::{UpstreamConnection, UpstreamPool};
+use crate::data_plane::hyper_connection::HyperConnection;
+use crate::data_plane::upstream_pool::UpstreamPool;
 use crate::runtime::InstanceId;
 
 /// A body whose frames are bytes known in full (`Fixed`; `None` once sent or when
@@ -146,11 +147,11 @@ impl Body for ClientBody {
 #[derive(Debug)]
 pub struct Checkin {
     /// The worker's pool.
-    pub pool: Arc<UpstreamPool>,
+    pub pool: Arc<UpstreamPool<HyperConnection>>,
     /// The replica incarnation the connection belongs to.
     pub instance: InstanceId,
     /// The connection.
-    pub upstream: UpstreamConnection,
+    pub upstream: HyperConnection,
 }
 
 /// A replica's response body streamed to the client.

@@ -31,7 +31,8 @@ use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamConnection, UpstreamPool};
+use crate::data_plane::hyper_connection::HyperConnection;
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
 use crate::key::{KeySource, request_key};
 use crate::metrics::{FailureKind, Metrics, ReplicaMetrics};
 use crate::pool::ReplicaPool;
@@ -101,7 +102,7 @@ enum ClientFault {
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     /// This worker's upstream connections.
-    pub upstreams: Arc<UpstreamPool>,
+    pub upstreams: Arc<UpstreamPool<HyperConnection>>,
     /// Membership and health, for the routing snapshot and passive outcomes.
     pub replicas: Arc<ReplicaPool>,
     /// Reloadable settings.
@@ -369,12 +370,12 @@ impl Forwarder {
     /// gives the request back unsent; it goes out again on a new connection, uncharged.
     async fn send(
         &self,
-        checkout: Checkout,
+        checkout: Checkout<HyperConnection>,
         request: Request<UpstreamBody>,
         upstream: &Upstream,
         limit: Duration,
         progress: Option<&UploadProgress>,
-    ) -> Result<(Response<Incoming>, UpstreamConnection), SendFailure> {
+    ) -> Result<(Response<Incoming>, HyperConnection), SendFailure> {
         let mut connection = checkout.upstream;
         let mut reused = checkout.reused;
         let mut request = request;
@@ -437,7 +438,7 @@ impl Forwarder {
         &self,
         response: Response<Incoming>,
         upstream: &Upstream,
-        connection: UpstreamConnection,
+        connection: HyperConnection,
         in_flight: InFlight,
         reusable: bool,
     ) -> Response<Body> {

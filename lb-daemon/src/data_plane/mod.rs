@@ -17,6 +17,7 @@ pub mod body;
 pub mod connection;
 pub mod forward;
 pub mod headers;
+pub mod hyper_connection;
 pub mod listener;
 pub mod tunnel;
 pub mod upstream_pool;

@@ -6,7 +6,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::data_plane::accounting::InFlight;
-use crate::data_plane::upstream_pool::UpstreamConnection;
+use crate::data_plane::hyper_connection::HyperConnection;
 
 /// Copies between the two sides of an upgraded request until one closes. The upstream
 /// connection's I/O half is driven here until it hands over the upgraded socket, and
@@ -16,7 +16,7 @@ use crate::data_plane::upstream_pool::UpstreamConnection;
 pub async fn run(
     client: OnUpgrade,
     upstream: OnUpgrade,
-    connection: UpstreamConnection,
+    connection: HyperConnection,
     _in_flight: InFlight,
 ) {
     let (driver, _slot) = connection.into_driver();

@@ -1,112 +1,59 @@
-//! A worker's keep-alive connections to the replicas: HTTP/1.1 over TCP, one idle
-//! list per replica incarnation, touched only by its worker's thread (the mutex is
-//! never contended; it is there because hyper's tasks must be `Send`).
+//! A worker's keep-alive connections to the replicas: one idle list per replica
+//! incarnation, touched only by its worker's thread (the mutex is never contended; it
+//! is there because hyper's tasks must be `Send`). Generic over what a pooled
+//! connection is ([`Pooled`]): hyper's HTTP/1 client connection for requests hyper
+//! serves ([`HyperConnection`](crate::data_plane::hyper_connection::HyperConnection)),
+//! a bare TCP stream for the lean HTTP/1 path
+//! ([`RawConnection`](crate::data_plane::h1::RawConnection)); each worker has one pool
+//! of each.
 //!
-//! An upstream connection has no task of its own: the request that holds it polls it
-//! ([`UpstreamConnection`]: the sending half and hyper's connection future together), and so
-//! does the response body while it streams. A request then costs no hand-off between
-//! tasks on the worker's run queue, which under load is what separates a fast answer
-//! from a slow one.
-//!
-//! At most `upstream.max_conns_per_replica` connections per replica and worker are
-//! open at once (nginx `max_conns`, HAProxy `maxconn` on a server); a request beyond
-//! the cap waits in a FIFO queue (tokio's fair semaphore) for at most
-//! `upstream.queue_timeout_ms`, then gets [`ConnectError::QueueTimeout`] (a 503 with
-//! `Retry-After`, charged to nobody, like HAProxy's `timeout queue`). While requests
-//! wait, a connection that finishes is closed rather than kept idle, so its slot goes
-//! to the head of the queue.
+//! At most `upstream.max_conns_per_replica` connections per replica, worker and pool
+//! are open at once (nginx `max_conns`, HAProxy `maxconn` on a server); a request
+//! beyond the cap waits in a FIFO queue for at most `upstream.queue_timeout_ms`, then
+//! gets [`ConnectError::QueueTimeout`] (a 503 with `Retry-After`, charged to nobody,
+//! like HAProxy's `timeout queue`). A connection checked in while requests wait goes
+//! straight to the first of them (HAProxy's server queue does the same), so a queue
+//! costs no new connections; a connection that closes gives its slot to the queue.
 //!
 //! Connections are reused most-recent first (LIFO), so under a light load the extra
 //! ones age out. A connection is checked in only after its response was read to the
-//! end ([`ProxiedBody`](crate::data_plane::body::ProxiedBody)); idle ones older than
-//! `upstream.idle_timeout_ms`, and every idle connection of a replica incarnation that
-//! left the routing snapshot (removed or respawned), are closed by [`UpstreamPool::sweep`].
+//! end; idle ones older than `upstream.idle_timeout_ms`, and every idle connection of
+//! a replica incarnation that left the routing snapshot (removed or respawned), are
+//! closed by [`UpstreamPool::sweep`].
 
-use std::collections::HashMap;
-use std::future::{Future, poll_fn};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::data_plane::body::UpstreamBody;
 use crate::runtime::InstanceId;
 
-/// The sending half of an upstream connection.
-pub type Sender = http1::SendRequest<UpstreamBody>;
+/// A connection the pool can keep: opened over a new TCP stream, holding its place
+/// under the cap while it lives.
+pub trait Pooled: Send + Sized + 'static {
+    /// Wraps a freshly connected `stream`; `slot` is its place under the cap.
+    ///
+    /// # Errors
+    /// hyper's, when its handshake fails.
+    fn open(
+        stream: TcpStream,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> impl Future<Output = Result<Self, hyper::Error>> + Send;
 
-/// hyper's half that does the I/O; polled by whoever holds the [`UpstreamConnection`].
-pub type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
-
-/// One upstream connection: both halves, held by one request at a time.
-pub struct UpstreamConnection {
-    /// Sends requests.
-    pub sender: Sender,
-    /// Does the I/O; `None` once it finished (the connection is closed).
-    driver: Option<Driver>,
-    /// Its place under `max_conns_per_replica`, given back when it closes.
-    _slot: Option<OwnedSemaphorePermit>,
-}
-
-impl std::fmt::Debug for UpstreamConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamConnection")
-            .field("sender", &self.sender)
-            .field("open", &self.driver.is_some())
-            .finish()
-    }
-}
-
-impl UpstreamConnection {
-    /// Drives the connection's I/O: call from every `poll` that waits on it. Returns
-    /// true while the connection is open.
-    pub fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(driver) = self.driver.as_mut() {
-            if let Poll::Ready(ended) = driver.as_mut().poll(cx) {
-                if let Err(e) = ended {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
-                }
-                self.driver = None;
-            }
-        }
-        self.driver.is_some()
-    }
-
-    /// Whether the connection is known to be closed.
-    pub fn is_closed(&self) -> bool {
-        self.driver.is_none() || self.sender.is_closed()
-    }
+    /// Whether the connection is known to be closed (without I/O).
+    fn is_closed(&self) -> bool;
 
     /// Waits until the connection can take a request; false if it closed instead.
-    pub async fn ready(&mut self) -> bool {
-        poll_fn(|cx| {
-            let open = self.poll_io(cx);
-            match self.sender.poll_ready(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(open),
-                Poll::Ready(Err(_)) => Poll::Ready(false),
-                Poll::Pending if !open => Poll::Ready(false),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
+    fn ready(&mut self) -> impl Future<Output = bool> + Send;
 
-    /// The I/O half, for a task of its own (an upgraded connection's tunnel), and the
-    /// connection's place under the cap, which the tunnel keeps while it lives.
-    pub fn into_driver(self) -> (Option<Driver>, Option<OwnedSemaphorePermit>) {
-        (self.driver, self._slot)
-    }
+    /// Gives up the connection's place under the cap (to a replacement).
+    fn take_slot(&mut self) -> Option<OwnedSemaphorePermit>;
 }
 
 /// Limits of a worker's upstream connections.
@@ -165,58 +112,60 @@ pub enum ConnectError {
     },
 }
 
-#[derive(Debug)]
-struct Idle {
-    upstream: UpstreamConnection,
-    since: Instant,
-}
-
 /// A connection ready for one request.
 #[derive(Debug)]
-pub struct Checkout {
+pub struct Checkout<C> {
     /// Ready to send.
-    pub upstream: UpstreamConnection,
-    /// Taken from the idle list (it may have been closed by the replica meanwhile).
+    pub upstream: C,
+    /// Used before (it may have been closed by the replica meanwhile).
     pub reused: bool,
 }
 
-/// The cap and queue of one replica incarnation.
-#[derive(Debug)]
-struct Slots {
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
+/// What a checkout does when no idle connection is left.
+enum Next<C> {
+    Connect(Option<OwnedSemaphorePermit>),
+    Queue(Arc<Semaphore>, oneshot::Receiver<C>),
+}
+
+struct Idle<C> {
+    upstream: C,
+    since: Instant,
 }
 
 /// One replica incarnation's connections in this worker.
-#[derive(Debug)]
-struct Replica {
-    idle: Vec<Idle>,
-    slots: Arc<Slots>,
+struct Replica<C> {
+    idle: Vec<Idle<C>>,
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a connection, first come first served.
+    waiters: VecDeque<oneshot::Sender<C>>,
 }
 
-/// A request waiting in the queue; leaving it (served, timed out, or the client
-/// gone) updates the counts.
-struct Waiting<'a> {
-    slots: &'a Slots,
-    depth: &'a Gauge,
-}
+/// Lowers the queue depth when a request leaves the queue (served, timed out, or its
+/// client gone).
+struct Waiting<'a>(&'a Gauge);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.slots.waiting.fetch_sub(1, Ordering::Relaxed);
-        self.depth.dec();
+        self.0.dec();
     }
 }
 
-/// One worker's upstream connections.
-#[derive(Debug)]
-pub struct UpstreamPool {
-    replicas: Mutex<HashMap<InstanceId, Replica>>,
+/// One worker's upstream connections of one kind `C`.
+pub struct UpstreamPool<C> {
+    replicas: Mutex<HashMap<InstanceId, Replica<C>>>,
     limits: PoolLimits,
     queue: QueueMetrics,
 }
 
-impl UpstreamPool {
+impl<C> std::fmt::Debug for UpstreamPool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Pooled> UpstreamPool<C> {
     /// An empty pool.
     pub fn new(limits: PoolLimits, queue: QueueMetrics) -> Self {
         Self {
@@ -226,87 +175,112 @@ impl UpstreamPool {
         }
     }
 
-    /// An idle connection to `instance` if one is still open, else a new one to `addr`.
+    /// An idle connection to `instance` if one is still open, else a new one to `addr`
+    /// under the cap, else the first connection to come free (or a slot), in FIFO order.
     ///
     /// # Errors
-    /// [`ConnectError`] when a new connection cannot be made.
+    /// [`ConnectError`] when a new connection cannot be made or the queue timed out.
     pub async fn checkout(
         &self,
         instance: InstanceId,
         addr: SocketAddr,
-    ) -> Result<Checkout, ConnectError> {
-        while let Some(idle) = self.pop(instance) {
-            let mut upstream = idle.upstream;
-            // A connection that does not become ready within the connect timeout is
-            // not worth waiting for: a new one takes no longer.
-            if upstream.is_closed() {
-                continue;
-            }
-            let ready = tokio::time::timeout(self.limits.connect_timeout, upstream.ready()).await;
-            if matches!(ready, Ok(true)) {
+    ) -> Result<Checkout<C>, ConnectError> {
+        while let Some(upstream) = self.pop(instance) {
+            if let Some(upstream) = self.validate(upstream).await {
                 return Ok(Checkout {
                     upstream,
                     reused: true,
                 });
             }
         }
-        let slot = self.slot(instance, addr).await?;
-        let upstream = self.connect(addr, slot).await?;
-        Ok(Checkout {
-            upstream,
-            reused: false,
-        })
-    }
-
-    /// A place under the cap for a new connection to `instance`, waiting in FIFO
-    /// order for at most the queue timeout.
-    async fn slot(
-        &self,
-        instance: InstanceId,
-        addr: SocketAddr,
-    ) -> Result<Option<OwnedSemaphorePermit>, ConnectError> {
-        if self.limits.max_conns == 0 {
-            return Ok(None);
-        }
-        let slots = {
+        let next = {
             let mut replicas = self.lock();
             let replica = replicas
                 .entry(instance)
                 .or_insert_with(|| self.new_replica());
-            Arc::clone(&replica.slots)
+            if self.limits.max_conns == 0 {
+                Next::Connect(None)
+            } else if let Ok(permit) = Arc::clone(&replica.permits).try_acquire_owned() {
+                Next::Connect(Some(permit))
+            } else {
+                let (tx, rx) = oneshot::channel();
+                replica.waiters.push_back(tx);
+                Next::Queue(Arc::clone(&replica.permits), rx)
+            }
         };
-        if let Ok(permit) = Arc::clone(&slots.permits).try_acquire_owned() {
-            return Ok(Some(permit));
-        }
-        slots.waiting.fetch_add(1, Ordering::Relaxed);
-        self.queue.depth.inc();
-        let _waiting = Waiting {
-            slots: &slots,
-            depth: &self.queue.depth,
-        };
-        let started = Instant::now();
-        let acquired = tokio::time::timeout(
-            self.limits.queue_timeout,
-            Arc::clone(&slots.permits).acquire_owned(),
-        )
-        .await;
-        self.queue.wait.observe(started.elapsed().as_secs_f64());
-        match acquired {
-            Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(ConnectError::QueueTimeout {
-                addr,
-                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        match next {
+            Next::Connect(slot) => Ok(Checkout {
+                upstream: self.connect(addr, slot).await?,
+                reused: false,
             }),
+            Next::Queue(permits, waiter) => self.queued(addr, permits, waiter).await,
         }
     }
 
-    fn new_replica(&self) -> Replica {
+    /// Waits in the queue for a handed-over connection or a free slot.
+    async fn queued(
+        &self,
+        addr: SocketAddr,
+        permits: Arc<Semaphore>,
+        waiter: oneshot::Receiver<C>,
+    ) -> Result<Checkout<C>, ConnectError> {
+        self.queue.depth.inc();
+        let _waiting = Waiting(&self.queue.depth);
+        let started = Instant::now();
+        let deadline = tokio::time::sleep(self.limits.queue_timeout);
+        tokio::pin!(deadline, waiter);
+        let mut forgotten = false;
+        loop {
+            tokio::select! {
+                handed = &mut waiter, if !forgotten => {
+                    self.queue.wait.observe(started.elapsed().as_secs_f64());
+                    match handed {
+                        Ok(upstream) => {
+                            if let Some(upstream) = self.validate(upstream).await {
+                                return Ok(Checkout { upstream, reused: true });
+                            }
+                            // It closed on the way: its slot is free now.
+                            let permit = Arc::clone(&permits).try_acquire_owned().ok();
+                            let upstream = self.connect(addr, permit).await?;
+                            return Ok(Checkout { upstream, reused: false });
+                        }
+                        // The pool forgot the replica (swept): wait for a slot.
+                        Err(_) => forgotten = true,
+                    }
+                }
+                permit = Arc::clone(&permits).acquire_owned() => {
+                    self.queue.wait.observe(started.elapsed().as_secs_f64());
+                    let upstream = self.connect(addr, permit.ok()).await?;
+                    return Ok(Checkout { upstream, reused: false });
+                }
+                () = &mut deadline => {
+                    self.queue.wait.observe(started.elapsed().as_secs_f64());
+                    return Err(ConnectError::QueueTimeout {
+                        addr,
+                        waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            }
+        }
+    }
+
+    /// `upstream` if it gets ready within the connect timeout (a new connection
+    /// takes no longer than that).
+    async fn validate(&self, mut upstream: C) -> Option<C> {
+        if upstream.is_closed() {
+            return None;
+        }
+        match tokio::time::timeout(self.limits.connect_timeout, upstream.ready()).await {
+            Ok(true) => Some(upstream),
+            _ => None,
+        }
+    }
+
+    fn new_replica(&self) -> Replica<C> {
         Replica {
             idle: Vec::new(),
-            slots: Arc::new(Slots {
-                permits: Arc::new(Semaphore::new(self.limits.max_conns)),
-                waiting: AtomicUsize::new(0),
-            }),
+            permits: Arc::new(Semaphore::new(self.limits.max_conns)),
+            waiters: VecDeque::new(),
         }
     }
 
@@ -315,12 +289,8 @@ impl UpstreamPool {
     ///
     /// # Errors
     /// As [`UpstreamPool::checkout`].
-    pub async fn reconnect(
-        &self,
-        stale: &mut UpstreamConnection,
-        addr: SocketAddr,
-    ) -> Result<(), ConnectError> {
-        let slot = stale._slot.take();
+    pub async fn reconnect(&self, stale: &mut C, addr: SocketAddr) -> Result<(), ConnectError> {
+        let slot = stale.take_slot();
         *stale = self.connect(addr, slot).await?;
         Ok(())
     }
@@ -330,36 +300,34 @@ impl UpstreamPool {
         &self,
         addr: SocketAddr,
         slot: Option<OwnedSemaphorePermit>,
-    ) -> Result<UpstreamConnection, ConnectError> {
+    ) -> Result<C, ConnectError> {
         let stream = tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(addr))?
             .map_err(|source| ConnectError::Io { addr, source })?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+        C::open(stream, slot)
             .await
-            .map_err(|source| ConnectError::Handshake { addr, source })?;
-        Ok(UpstreamConnection {
-            sender,
-            driver: Some(Box::pin(connection.with_upgrades())),
-            _slot: slot,
-        })
+            .map_err(|source| ConnectError::Handshake { addr, source })
     }
 
-    /// Puts a connection whose last response was read to the end back on the idle
-    /// list of `instance`, unless it is closed, the list is full, or requests wait for
-    /// a slot (then it closes and its slot goes to the first of them).
-    pub fn checkin(&self, instance: InstanceId, upstream: UpstreamConnection) {
-        if upstream.is_closed() || self.limits.max_idle == 0 {
+    /// Takes back a connection whose last response was read to the end: it goes to
+    /// the first request waiting for one, else on the idle list of `instance` (unless
+    /// it is closed or the list is full).
+    pub fn checkin(&self, instance: InstanceId, upstream: C) {
+        if upstream.is_closed() {
             return;
         }
         let mut replicas = self.lock();
-        let replica = replicas
-            .entry(instance)
-            .or_insert_with(|| self.new_replica());
-        if replica.slots.waiting.load(Ordering::Relaxed) > 0 {
-            return;
+        let Some(replica) = replicas.get_mut(&instance) else {
+            return; // swept: the incarnation left the snapshot
+        };
+        let mut upstream = upstream;
+        while let Some(waiter) = replica.waiters.pop_front() {
+            match waiter.send(upstream) {
+                Ok(()) => return,
+                Err(back) => upstream = back, // that request left the queue
+            }
         }
         if replica.idle.len() < self.limits.max_idle {
             replica.idle.push(Idle {
@@ -377,17 +345,19 @@ impl UpstreamPool {
             replica
                 .idle
                 .retain(|c| !c.upstream.is_closed() && now.duration_since(c.since) < limit);
+            replica.waiters.retain(|w| !w.is_closed());
             live(*instance)
         });
     }
 
-    fn pop(&self, instance: InstanceId) -> Option<Idle> {
+    fn pop(&self, instance: InstanceId) -> Option<C> {
         self.lock()
             .get_mut(&instance)
             .and_then(|replica| replica.idle.pop())
+            .map(|idle| idle.upstream)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Replica>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Replica<C>>> {
         // Each critical section is one push, pop or retain: a poisoned map is consistent.
         self.replicas.lock().unwrap_or_else(|e| e.into_inner())
     }
