@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use hyper::Uri;
-use hyper::header::{COOKIE, HeaderMap, HeaderName};
+use hyper::header::{COOKIE, HeaderMap, HeaderName, HeaderValue};
 
 /// Where to find a request's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,47 +61,80 @@ impl FromStr for KeySource {
     }
 }
 
+/// What a key source reads of a request: hyper's parts ([`HyperRequest`]) or the
+/// lean HTTP/1 path's head.
+pub trait KeyedRequest {
+    /// The path, without the query.
+    fn path(&self) -> &str;
+    /// The query, without `?`.
+    fn query(&self) -> Option<&str>;
+    /// The values of every `name` field in order; `name` is lowercase.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+}
+
+/// A request as hyper parsed it.
+#[derive(Debug, Clone, Copy)]
+pub struct HyperRequest<'r> {
+    /// Its target.
+    pub uri: &'r Uri,
+    /// Its header fields.
+    pub headers: &'r HeaderMap,
+}
+
+impl KeyedRequest for HyperRequest<'_> {
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .get_all(name)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+}
+
 impl KeySource {
-    /// This source's key in a request with `uri` and `headers`, if present.
+    /// This source's key in `req` from `client`, if present.
     pub fn extract<'r>(
-        &self,
-        uri: &'r Uri,
-        headers: &'r HeaderMap,
+        &'r self,
+        req: &'r impl KeyedRequest,
         client: IpAddr,
     ) -> Option<Cow<'r, [u8]>> {
         match self {
-            KeySource::Header(name) => headers.get(name).map(|v| Cow::Borrowed(v.as_bytes())),
-            KeySource::Cookie(name) => headers
-                .get_all(COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
+            KeySource::Header(name) => req.header_values(name.as_str()).next().map(Cow::Borrowed),
+            KeySource::Cookie(name) => req
+                .header_values(COOKIE.as_str())
+                .filter_map(|v| std::str::from_utf8(v).ok())
                 .flat_map(|v| v.split(';'))
                 .filter_map(|pair| pair.trim().split_once('='))
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
-            KeySource::Query(name) => uri
+            KeySource::Query(name) => req
                 .query()?
                 .split('&')
                 .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
-            KeySource::Path => Some(Cow::Borrowed(uri.path().as_bytes())),
+            KeySource::Path => Some(Cow::Borrowed(req.path().as_bytes())),
             KeySource::ClientIp => Some(Cow::Owned(client.to_string().into_bytes())),
         }
     }
 }
 
-/// The key of a request with `uri` and `headers`: the first source present, else 16
-/// random bytes.
+/// The key of `req` from `client`: the first source present, else 16 random bytes.
 pub fn request_key<'r>(
-    sources: &[KeySource],
-    uri: &'r Uri,
-    headers: &'r HeaderMap,
+    sources: &'r [KeySource],
+    req: &'r impl KeyedRequest,
     client: IpAddr,
 ) -> Cow<'r, [u8]> {
     sources
         .iter()
-        .find_map(|s| s.extract(uri, headers, client))
+        .find_map(|s| s.extract(req, client))
         .unwrap_or_else(|| {
             let random = fastrand::u128(..);
             Cow::Owned(random.to_le_bytes().to_vec())
@@ -113,12 +146,16 @@ mod tests {
     use super::*;
     use hyper::Request;
 
-    fn request_key<'r>(
-        sources: &[KeySource],
-        req: &'r Request<()>,
-        client: IpAddr,
-    ) -> Cow<'r, [u8]> {
-        super::request_key(sources, req.uri(), req.headers(), client)
+    fn request_key(sources: &[KeySource], req: &Request<()>, client: IpAddr) -> Vec<u8> {
+        super::request_key(
+            sources,
+            &HyperRequest {
+                uri: req.uri(),
+                headers: req.headers(),
+            },
+            client,
+        )
+        .into_owned()
     }
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {

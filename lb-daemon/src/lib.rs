@@ -246,6 +246,7 @@ pub async fn run_with_reloads(
         |index| ProxyHandler {
             forwarder: Forwarder {
                 upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
+                lean_upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
                 replicas: Arc::clone(&pool),
                 settings: Arc::clone(&settings),
                 retry_budget: Arc::clone(&retry_budget),
@@ -258,6 +259,7 @@ pub async fn run_with_reloads(
         &WorkerSettings {
             limits,
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            lean_http1: config.lean_http1,
         },
         &shutdown,
     )

@@ -150,6 +150,7 @@ pub async fn serve_admin(
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
         connections.spawn(connection::serve(
             stream,
             client,

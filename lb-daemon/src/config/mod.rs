@@ -60,6 +60,7 @@
 //! http2_keepalive_timeout_ms = 10000   # HTTP/2 ping answer deadline
 //! max_header_bytes = 65536
 //! max_connections = 10000
+//! lean_http1 = true           # plain HTTP/1.1 requests skip hyper (see data_plane::h1)
 //!
 //! [shutdown]
 //! grace_ms = 10000
@@ -236,6 +237,8 @@ pub struct ServerFile {
     pub max_header_bytes: Option<u64>,
     /// Most client connections open at once.
     pub max_connections: Option<u64>,
+    /// Plain HTTP/1.1 requests take the lean path.
+    pub lean_http1: Option<bool>,
 }
 
 /// `[shutdown]` as written.
@@ -309,6 +312,8 @@ pub struct Config {
     pub first_request_timeout: Duration,
     /// Longest time a client connection stays open with nothing in flight.
     pub keepalive_timeout: Duration,
+    /// Plain HTTP/1.1 requests take the lean path (`server.lean_http1`, default true).
+    pub lean_http1: bool,
     /// HTTP/2 ping period.
     pub http2_keepalive_interval: Duration,
     /// HTTP/2 ping answer deadline.
@@ -621,6 +626,7 @@ impl Config {
                 10,
                 86_400_000,
             )?,
+            lean_http1: file.server.lean_http1.unwrap_or(true),
             http2_keepalive_interval: ms(
                 "server.http2_keepalive_interval_ms",
                 file.server.http2_keepalive_interval_ms,

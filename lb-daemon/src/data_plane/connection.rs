@@ -26,7 +26,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -148,15 +148,16 @@ impl Drop for Busy {
 
 /// Serves `stream` with `handler` until the client closes, a deadline passes, or
 /// `shutdown` is cancelled (then at most `limits.grace` more).
-pub async fn serve<H: Handler>(
-    stream: TcpStream,
+pub async fn serve<H: Handler, S>(
+    stream: S,
     client: SocketAddr,
     handler: Arc<H>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Activity::new();
     let conn_activity = Arc::clone(&activity);
     let service = service_fn(move |req| {

@@ -29,11 +29,12 @@ use lb_core::NodeId;
 
 use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
+use crate::data_plane::h1::RawConnection;
 use crate::data_plane::headers::{self, is_upgrade};
-use crate::data_plane::tunnel;
 use crate::data_plane::hyper_connection::HyperConnection;
+use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
-use crate::key::{KeySource, request_key};
+use crate::key::{HyperRequest, KeySource, request_key};
 use crate::metrics::{FailureKind, Metrics, ReplicaMetrics};
 use crate::pool::ReplicaPool;
 use crate::reply::{Body, failure};
@@ -73,7 +74,7 @@ pub struct Forwarded {
 
 /// How one try ended without a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TryFailure {
+pub(crate) enum TryFailure {
     /// No connection: nothing reached the replica.
     Connect,
     /// Reset or closed after the request went out, before response headers.
@@ -101,8 +102,10 @@ enum ClientFault {
 /// One worker's forwarder: its upstream pool, and what all workers share.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
-    /// This worker's upstream connections.
+    /// This worker's upstream connections for requests hyper serves.
     pub upstreams: Arc<UpstreamPool<HyperConnection>>,
+    /// This worker's upstream connections for the lean HTTP/1 path.
+    pub lean_upstreams: Arc<UpstreamPool<RawConnection>>,
     /// Membership and health, for the routing snapshot and passive outcomes.
     pub replicas: Arc<ReplicaPool>,
     /// Reloadable settings.
@@ -179,7 +182,11 @@ impl Forwarder {
         let tries = (settings.retries + 1).min(MAX_TRIES);
         let mut targets: [Option<(&NodeId, &Upstream)>; MAX_TRIES] = [None; MAX_TRIES];
         {
-            let key = request_key(&settings.key, &parts.uri, &parts.headers, client.ip());
+            let request = HyperRequest {
+                uri: &parts.uri,
+                headers: &parts.headers,
+            };
+            let key = request_key(&settings.key, &request, client.ip());
             for (slot, target) in targets.iter_mut().zip(snapshot.routes(&key).take(tries)) {
                 *slot = Some(target);
             }
@@ -310,28 +317,7 @@ impl Forwarder {
                 }
             }
         }
-        let response = match last {
-            None => failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no healthy replica is available",
-            ),
-            Some((replica, TryFailure::Timeout)) => failure(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "replica {replica} did not answer within {} ms",
-                    settings.try_timeout.as_millis()
-                ),
-            ),
-            Some((replica, TryFailure::Connect)) => failure(
-                StatusCode::BAD_GATEWAY,
-                format!("replica {replica} is unreachable"),
-            ),
-            Some((replica, TryFailure::Reset)) => failure(
-                StatusCode::BAD_GATEWAY,
-                format!("replica {replica} failed before answering"),
-            ),
-        };
-        (response, forwarded)
+        (exhausted(last, &settings), forwarded)
     }
 
     /// Reads a body that may need a second try into memory (within the retry budget
@@ -427,7 +413,8 @@ impl Forwarder {
         }
     }
 
-    fn charge(&self, name: &NodeId, upstream: &Upstream, failed: TryFailure) {
+    /// Charges a failed try to the replica: its failure counter and passive health.
+    pub(crate) fn charge(&self, name: &NodeId, upstream: &Upstream, failed: TryFailure) {
         upstream.metrics.failure(failed.kind()).inc();
         self.replicas.report_failure(name, upstream.instance);
     }
@@ -484,8 +471,36 @@ fn switched(response: Response<Incoming>, upstream: &Upstream) -> Response<Body>
     Response::from_parts(parts, Body::Fixed(None))
 }
 
+/// The answer when every try failed; `last` is the last try's replica and failure.
+pub(crate) fn exhausted(
+    last: Option<(&NodeId, TryFailure)>,
+    settings: &ProxySettings,
+) -> Response<Body> {
+    match last {
+        None => failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy replica is available",
+        ),
+        Some((replica, TryFailure::Timeout)) => failure(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "replica {replica} did not answer within {} ms",
+                settings.try_timeout.as_millis()
+            ),
+        ),
+        Some((replica, TryFailure::Connect)) => failure(
+            StatusCode::BAD_GATEWAY,
+            format!("replica {replica} is unreachable"),
+        ),
+        Some((replica, TryFailure::Reset)) => failure(
+            StatusCode::BAD_GATEWAY,
+            format!("replica {replica} failed before answering"),
+        ),
+    }
+}
+
 /// `503` with `Retry-After: 1` (seconds), like HAProxy when `timeout queue` passes.
-fn queue_timeout(replica: &NodeId, error: &ConnectError) -> Response<Body> {
+pub(crate) fn queue_timeout(replica: &NodeId, error: &ConnectError) -> Response<Body> {
     let mut response = failure(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("replica {replica} is at its connection limit: {error}"),

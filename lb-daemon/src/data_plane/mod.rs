@@ -16,6 +16,7 @@ pub mod accounting;
 pub mod body;
 pub mod connection;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod hyper_connection;
 pub mod listener;

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::forward::Forwarder;
+use crate::data_plane::h1;
 use crate::metrics::Metrics;
 use crate::reply::{Body, failure};
 use crate::server::App;
@@ -98,6 +99,8 @@ pub struct WorkerSettings {
     pub limits: ConnectionLimits,
     /// Open client connections, over all workers (`server.max_connections`).
     pub slots: Arc<Semaphore>,
+    /// Plain HTTP/1.1 requests take the lean path (`server.lean_http1`).
+    pub lean_http1: bool,
 }
 
 /// Starts worker `index` on its own thread, serving `listener` until `shutdown`.
@@ -162,7 +165,7 @@ async fn serve(
             client,
             Arc::clone(&handler),
             Arc::clone(&builder),
-            settings.limits,
+            (settings.limits, settings.lean_http1),
             shutdown.clone(),
             permit,
         ));
@@ -186,11 +189,16 @@ async fn connection_task(
     client: SocketAddr,
     handler: Arc<ProxyHandler>,
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    limits: ConnectionLimits,
+    (limits, lean_http1): (ConnectionLimits, bool),
     shutdown: CancellationToken,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    connection::serve(stream, client, handler, builder, limits, shutdown).await;
+    if lean_http1 {
+        h1::session::serve(stream, client, handler, builder, limits, shutdown).await;
+    } else {
+        let _ = stream.set_nodelay(true);
+        connection::serve(stream, client, handler, builder, limits, shutdown).await;
+    }
     drop(permit);
 }
 

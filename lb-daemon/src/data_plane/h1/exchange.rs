@@ -1,0 +1,371 @@
+//! One request of the lean path forwarded: the same candidates, retries, fault
+//! attribution and accounting as [`Forwarder::forward`], over bare upstream
+//! connections. The head was rewritten once ([`RequestHead::write_upstream_head`]),
+//! the body is in memory, and the response is relayed as it arrives.
+//!
+//! [`RequestHead::write_upstream_head`]: crate::data_plane::h1::request::RequestHead::write_upstream_head
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper::Response;
+use lb_core::NodeId;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::data_plane::accounting::InFlight;
+use crate::data_plane::forward::{
+    Forwarded, Forwarder, ProxySettings, TryFailure, exhausted, queue_timeout,
+};
+use crate::data_plane::h1::raw_connection::RawConnection;
+use crate::data_plane::h1::response::{self, BadChunk, Chunked, Framing, Parsed, ResponseHead};
+use crate::data_plane::upstream_pool::ConnectError;
+use crate::reply::Body;
+use crate::snapshot::Upstream;
+
+/// Largest response head taken from a replica, bytes (hyper's client reads up to
+/// about 400 KiB; 64 KiB is HAProxy's largest `tune.bufsize` in common use).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// First read buffer of a response, bytes; a body that fills it gets [`LARGE_BUFFER`].
+const SMALL_BUFFER: usize = 8 * 1024;
+/// Read buffer of large response bodies, bytes.
+const LARGE_BUFFER: usize = 64 * 1024;
+
+/// A request ready to go: its upstream bytes and what the exchange must know of it.
+#[derive(Debug)]
+pub struct LeanRequest {
+    /// The upstream head and the whole body.
+    pub bytes: Vec<u8>,
+    /// The method is `HEAD` (the response has no body).
+    pub head_request: bool,
+    /// The method may be sent twice.
+    pub idempotent: bool,
+    /// The client asked to close after this request.
+    pub close: bool,
+}
+
+/// How the exchange left the client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A complete response was written; the next request may follow.
+    KeepAlive,
+    /// A complete response was written and the connection must close.
+    Close,
+    /// The client went away or the response broke off: close without a word.
+    Abort,
+}
+
+/// What one exchange did, for the caller's metrics.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The client connection's state.
+    pub ending: Ending,
+    /// The status the client got (0 when none was written).
+    pub status: u16,
+    /// Replica and tries.
+    pub forwarded: Forwarded,
+}
+
+/// How one try ended without a response head.
+enum TryError {
+    /// A reused connection closed with nothing back: keep-alive's race, nobody's fault.
+    Stale,
+    /// The replica's fault.
+    Replica(TryFailure),
+}
+
+/// The body left to relay.
+enum BodyLeft {
+    Done,
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+impl BodyLeft {
+    fn new(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty | Framing::Length(0) => BodyLeft::Done,
+            Framing::Length(n) => BodyLeft::Length(n),
+            Framing::Chunked => BodyLeft::Chunked(Chunked::default()),
+            Framing::UntilClose => BodyLeft::UntilClose,
+        }
+    }
+
+    /// How many of `bytes` belong to the body.
+    fn take(&mut self, bytes: &[u8]) -> Result<usize, BadChunk> {
+        match self {
+            BodyLeft::Done => Ok(0),
+            BodyLeft::Length(left) => {
+                let n = usize::try_from(*left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                *left -= n as u64;
+                if *left == 0 {
+                    *self = BodyLeft::Done;
+                }
+                Ok(n)
+            }
+            BodyLeft::Chunked(chunked) => match chunked.feed(bytes)? {
+                Some(end) => {
+                    *self = BodyLeft::Done;
+                    Ok(end)
+                }
+                None => Ok(bytes.len()),
+            },
+            BodyLeft::UntilClose => Ok(bytes.len()),
+        }
+    }
+}
+
+impl Forwarder {
+    /// Forwards `request` to the key's candidates `targets` in order and relays the
+    /// answer to `client`. `in_flight` counts the request until the response is done.
+    pub async fn exchange(
+        &self,
+        request: LeanRequest,
+        targets: &[Option<(&NodeId, &Upstream)>],
+        settings: &ProxySettings,
+        client: &mut (impl AsyncWrite + Unpin),
+        mut in_flight: InFlight,
+    ) -> Exchanged {
+        let mut forwarded = Forwarded::default();
+        let mut last: Option<(&NodeId, TryFailure)> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
+        let mut out: Vec<u8> = Vec::new();
+        for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
+            if attempt > 0 {
+                self.metrics.retries.inc();
+            }
+            forwarded.tries = attempt + 1;
+            in_flight.at(&upstream.inflight);
+            let checkout = match self
+                .lean_upstreams
+                .checkout(upstream.instance, upstream.addr)
+                .await
+            {
+                Ok(checkout) => checkout,
+                Err(e @ ConnectError::QueueTimeout { .. }) => {
+                    tracing::debug!(replica = %name, error = %e, "queue timeout");
+                    let reply = queue_timeout(name, &e);
+                    return reply_with(client, reply, request.close, forwarded).await;
+                }
+                Err(e) => {
+                    tracing::warn!(replica = %name, error = %e, "try failed: connect");
+                    self.charge(name, upstream, TryFailure::Connect);
+                    last = Some((name, TryFailure::Connect));
+                    in_flight.leave_replica();
+                    continue;
+                }
+            };
+            let mut connection = checkout.upstream;
+            let mut reused = checkout.reused;
+            let replica = upstream.name_header.as_bytes();
+            let attempt = async {
+                loop {
+                    buf.clear();
+                    out.clear();
+                    match send(&mut connection, &request, replica, &mut buf, &mut out).await {
+                        Ok(head) => return Ok(head),
+                        Err(Sent::NothingBack) if reused && request.idempotent => {
+                            reused = false;
+                            self.lean_upstreams
+                                .reconnect(&mut connection, upstream.addr)
+                                .await
+                                .map_err(|_| TryError::Replica(TryFailure::Connect))?;
+                        }
+                        Err(Sent::NothingBack) if reused => return Err(TryError::Stale),
+                        Err(Sent::NothingBack | Sent::Broken) => {
+                            return Err(TryError::Replica(TryFailure::Reset));
+                        }
+                    }
+                }
+            };
+            let failed = match tokio::time::timeout(settings.try_timeout, attempt).await {
+                Ok(Ok(head)) => {
+                    if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
+                        self.replicas.report_success(name, upstream.instance);
+                    }
+                    forwarded.served_by = Some(Arc::clone(&upstream.metrics));
+                    let ending = self
+                        .relay(
+                            head, connection, upstream, &request, &mut buf, &mut out, client,
+                        )
+                        .await;
+                    return Exchanged {
+                        ending,
+                        status: head.status,
+                        forwarded,
+                    };
+                }
+                Ok(Err(TryError::Stale)) => {
+                    tracing::debug!(replica = %name, "kept-alive connection closed under the request");
+                    last = Some((name, TryFailure::Reset));
+                    in_flight.leave_replica();
+                    if !request.idempotent {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Err(TryError::Replica(failed))) => failed,
+                Err(_) => TryFailure::Timeout,
+            };
+            tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failed, "try failed");
+            self.charge(name, upstream, failed);
+            last = Some((name, failed));
+            in_flight.leave_replica();
+            if !(failed == TryFailure::Connect || request.idempotent) {
+                break;
+            }
+        }
+        reply_with(client, exhausted(last, settings), request.close, forwarded).await
+    }
+
+    /// Writes the response head and relays the body as `framing` says; the
+    /// connection goes back to the pool when the body ended cleanly.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay(
+        &self,
+        head: ResponseHead,
+        mut connection: RawConnection,
+        upstream: &Upstream,
+        request: &LeanRequest,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        client: &mut (impl AsyncWrite + Unpin),
+    ) -> Ending {
+        let mut left = BodyLeft::new(head.framing);
+        let initial = &buf[head.head_len..];
+        let Ok(taken) = left.take(initial) else {
+            return Ending::Abort;
+        };
+        let mut clean = taken == initial.len();
+        out.extend_from_slice(&initial[..taken]);
+        if client.write_all(out).await.is_err() {
+            return Ending::Abort;
+        }
+        while !matches!(left, BodyLeft::Done) {
+            if buf.len() == buf.capacity() && buf.capacity() < LARGE_BUFFER {
+                *buf = Vec::with_capacity(LARGE_BUFFER);
+            }
+            buf.clear();
+            let read = connection.stream.read_buf(buf).await;
+            let taken = match read {
+                Ok(0) if matches!(left, BodyLeft::UntilClose) => return Ending::Close,
+                Ok(0) | Err(_) => return Ending::Abort, // broke off: the client must see it
+                Ok(n) => match left.take(&buf[..n]) {
+                    Ok(taken) => {
+                        clean &= taken == n;
+                        taken
+                    }
+                    Err(BadChunk) => return Ending::Abort,
+                },
+            };
+            if client.write_all(&buf[..taken]).await.is_err() {
+                return Ending::Abort;
+            }
+        }
+        if head.keep_alive && clean {
+            self.lean_upstreams.checkin(upstream.instance, connection);
+        }
+        if request.close || head.framing == Framing::UntilClose {
+            Ending::Close
+        } else {
+            Ending::KeepAlive
+        }
+    }
+}
+
+/// How sending a request and reading its response head failed.
+enum Sent {
+    /// The connection closed or failed before any response byte.
+    NothingBack,
+    /// A partial, malformed or oversized head, or a failure after part of it.
+    Broken,
+}
+
+/// Sends `request` on `connection` and reads the response head into `buf`, skipping
+/// informational heads; the client's head goes to `out`.
+async fn send(
+    connection: &mut RawConnection,
+    request: &LeanRequest,
+    replica: &[u8],
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<ResponseHead, Sent> {
+    if connection.stream.write_all(&request.bytes).await.is_err() {
+        return Err(Sent::NothingBack);
+    }
+    let mut received = 0usize;
+    loop {
+        if !buf.is_empty() {
+            match response::parse(buf, request.head_request, replica, request.close, out) {
+                Ok(Parsed::Final(head)) => return Ok(head),
+                Ok(Parsed::Informational(len)) => {
+                    buf.drain(..len);
+                    continue;
+                }
+                Ok(Parsed::Partial) if buf.len() < MAX_RESPONSE_HEAD => {}
+                Ok(Parsed::Partial) | Err(_) => return Err(Sent::Broken),
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(SMALL_BUFFER);
+        }
+        match connection.stream.read_buf(buf).await {
+            Ok(0) | Err(_) if received == 0 => return Err(Sent::NothingBack),
+            Ok(0) | Err(_) => return Err(Sent::Broken),
+            Ok(n) => received += n,
+        }
+    }
+}
+
+/// Writes a reply made here (an error, the queue's 503) to the client.
+async fn reply_with(
+    client: &mut (impl AsyncWrite + Unpin),
+    reply: Response<Body>,
+    close: bool,
+    forwarded: Forwarded,
+) -> Exchanged {
+    let status = reply.status().as_u16();
+    let mut out = Vec::with_capacity(256);
+    serialize(reply, close, &mut out);
+    let ending = match client.write_all(&out).await {
+        Ok(()) if close => Ending::Close,
+        Ok(()) => Ending::KeepAlive,
+        Err(_) => Ending::Abort,
+    };
+    Exchanged {
+        ending,
+        status,
+        forwarded,
+    }
+}
+
+/// A response with a fixed body as HTTP/1.1 bytes.
+pub fn serialize(reply: Response<Body>, close: bool, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let (parts, body) = reply.into_parts();
+    let body = match body {
+        Body::Fixed(bytes) => bytes.unwrap_or_default(),
+        Body::Streamed(_) => bytes::Bytes::new(),
+    };
+    let status = parts.status;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(out, "content-length: {}\r\n", body.len());
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+}
