@@ -255,6 +255,7 @@ pub async fn run_with_reloads(
             admin: admin_route.clone(),
             metrics: Arc::clone(&metrics),
             duration: metrics.worker_duration(index),
+            stages: metrics.worker_stages(index),
         },
         &WorkerSettings {
             limits,

@@ -4,6 +4,8 @@
 //! the two agree on method, target, every header field and the body length. What hyper
 //! refuses the lean path hands back to hyper (so it is refused as before).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -174,7 +176,7 @@ fn seeds() -> Vec<Vec<u8>> {
 /// matter to HTTP framing, deletions, and duplicated lines.
 fn mutations(seeds: &[Vec<u8>], count: usize) -> Vec<Vec<u8>> {
     const SPECIAL: &[u8] = b"\r\n :\t,;\x00\x7f\xff0123456789abcdefABCDEF/?%#\"";
-    let mut rng = fastrand::Rng::with_seed(0x5eed_1b);
+    let mut rng = fastrand::Rng::with_seed(0x005e_ed1b);
     (0..count)
         .map(|_| {
             let mut input = seeds[rng.usize(..seeds.len())].clone();

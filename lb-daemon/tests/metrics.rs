@@ -33,6 +33,24 @@ fn counters_add_up_to_the_requests_sent_and_the_text_is_openmetrics() {
     );
     assert_eq!(sum(&text, "lb_requests_total", &["class=\"4xx\""]), 1.0);
     assert_eq!(sum(&text, "lb_request_duration_seconds_count", &[]), 121.0);
+    // Plain HTTP/1.1 requests (the lean path) are timed in every stage.
+    for stage in [
+        "request_head",
+        "upstream_connection",
+        "response_head",
+        "response_body",
+    ] {
+        let label = format!("stage=\"{stage}\"");
+        assert_eq!(
+            sum(&text, "lb_request_stage_seconds_count", &[&label]),
+            121.0,
+            "{stage}: {text}"
+        );
+        assert!(
+            sum(&text, "lb_request_stage_seconds_sum", &[&label]) > 0.0,
+            "{stage}"
+        );
+    }
     assert_eq!(sum(&text, "lb_replica_up", &[]), 3.0);
     assert_eq!(sum(&text, "lb_ring_nodes", &[]), 3.0);
     for replica in ["server1", "server2", "server3"] {

@@ -16,7 +16,7 @@ use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -35,7 +35,7 @@ use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
 use crate::key::{HyperRequest, KeySource, request_key};
-use crate::metrics::{FailureKind, Metrics, ReplicaMetrics};
+use crate::metrics::{FailureKind, Metrics, ReplicaMetrics, StageTimers};
 use crate::pool::ReplicaPool;
 use crate::reply::{Body, failure};
 use crate::snapshot::Upstream;
@@ -152,6 +152,7 @@ impl Forwarder {
         mut req: Request<Incoming>,
         client: SocketAddr,
         mut in_flight: InFlight,
+        stages: &StageTimers,
     ) -> (Response<Body>, Forwarded) {
         let mut forwarded = Forwarded::default();
         if req.method() == Method::OPTIONS && req.uri() == "*" {
@@ -230,12 +231,18 @@ impl Forwarder {
             }
             forwarded.tries = attempt + 1;
             in_flight.at(&upstream.inflight);
+            let routed = Instant::now();
             let checkout = match self
                 .upstreams
                 .checkout(upstream.instance, upstream.addr)
                 .await
             {
-                Ok(checkout) => checkout,
+                Ok(checkout) => {
+                    stages
+                        .upstream_connection
+                        .observe(routed.elapsed().as_secs_f64());
+                    checkout
+                }
                 Err(e @ ConnectError::QueueTimeout { .. }) => {
                     // The replica is busy, not broken: nothing is charged, and the key
                     // stays with its replica (no spill to the next one).
@@ -260,6 +267,7 @@ impl Forwarder {
             *request.method_mut() = method.clone();
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = try_headers;
+            let sending = Instant::now();
             let sent = self
                 .send(
                     checkout,
@@ -271,6 +279,9 @@ impl Forwarder {
                 .await;
             match sent {
                 Ok((mut response, connection)) => {
+                    stages
+                        .response_head
+                        .observe(sending.elapsed().as_secs_f64());
                     if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
                         self.replicas.report_success(name, upstream.instance);
                     }

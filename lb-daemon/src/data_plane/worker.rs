@@ -24,7 +24,7 @@ use crate::data_plane::accounting::InFlight;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::forward::Forwarder;
 use crate::data_plane::h1;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StageTimers};
 use crate::reply::{Body, failure};
 use crate::server::App;
 
@@ -52,6 +52,8 @@ pub struct ProxyHandler {
     pub metrics: Arc<Metrics>,
     /// This worker's shard of `lb_request_duration_seconds`.
     pub duration: Histogram,
+    /// This worker's shard of `lb_request_stage_seconds`.
+    pub stages: StageTimers,
 }
 
 impl Handler for ProxyHandler {
@@ -83,7 +85,10 @@ impl Handler for ProxyHandler {
             }
             let started = Instant::now();
             let in_flight = InFlight::enter(&self.metrics.in_flight).keeping(busy);
-            let (response, forwarded) = self.forwarder.forward(req, client, in_flight).await;
+            let (response, forwarded) = self
+                .forwarder
+                .forward(req, client, in_flight, &self.stages)
+                .await;
             self.duration.observe(started.elapsed().as_secs_f64());
             self.metrics
                 .record_request(forwarded.served_by.as_deref(), response.status().as_u16());

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use hyper::Response;
 use lb_core::NodeId;
@@ -19,6 +20,7 @@ use crate::data_plane::forward::{
 use crate::data_plane::h1::raw_connection::RawConnection;
 use crate::data_plane::h1::response::{self, BadChunk, Chunked, Framing, Parsed, ResponseHead};
 use crate::data_plane::upstream_pool::ConnectError;
+use crate::metrics::StageTimers;
 use crate::reply::Body;
 use crate::snapshot::Upstream;
 
@@ -127,6 +129,7 @@ impl Forwarder {
         settings: &ProxySettings,
         client: &mut (impl AsyncWrite + Unpin),
         mut in_flight: InFlight,
+        stages: &StageTimers,
     ) -> Exchanged {
         let mut forwarded = Forwarded::default();
         let mut last: Option<(&NodeId, TryFailure)> = None;
@@ -138,12 +141,18 @@ impl Forwarder {
             }
             forwarded.tries = attempt + 1;
             in_flight.at(&upstream.inflight);
+            let routed = Instant::now();
             let checkout = match self
                 .lean_upstreams
                 .checkout(upstream.instance, upstream.addr)
                 .await
             {
-                Ok(checkout) => checkout,
+                Ok(checkout) => {
+                    stages
+                        .upstream_connection
+                        .observe(routed.elapsed().as_secs_f64());
+                    checkout
+                }
                 Err(e @ ConnectError::QueueTimeout { .. }) => {
                     tracing::debug!(replica = %name, error = %e, "queue timeout");
                     let reply = queue_timeout(name, &e);
@@ -160,6 +169,7 @@ impl Forwarder {
             let mut connection = checkout.upstream;
             let mut reused = checkout.reused;
             let replica = upstream.name_header.as_bytes();
+            let sending = Instant::now();
             let attempt = async {
                 loop {
                     buf.clear();
@@ -182,6 +192,10 @@ impl Forwarder {
             };
             let failed = match tokio::time::timeout(settings.try_timeout, attempt).await {
                 Ok(Ok(head)) => {
+                    let answered = Instant::now();
+                    stages
+                        .response_head
+                        .observe((answered - sending).as_secs_f64());
                     if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
                         self.replicas.report_success(name, upstream.instance);
                     }
@@ -191,6 +205,9 @@ impl Forwarder {
                             head, connection, upstream, &request, &mut buf, &mut out, client,
                         )
                         .await;
+                    stages
+                        .response_body
+                        .observe(answered.elapsed().as_secs_f64());
                     return Exchanged {
                         ending,
                         status: head.status,

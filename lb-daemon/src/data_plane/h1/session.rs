@@ -98,7 +98,8 @@ pub async fn serve(
                 return;
             }
         }
-        let head_deadline = Instant::now() + limits.header_read_timeout;
+        let head_started = Instant::now();
+        let head_deadline = head_started + limits.header_read_timeout;
         let settings = handler.forwarder.settings.load_full();
         let snapshot = handler.forwarder.replicas.snapshot();
         let mut next = loop {
@@ -138,6 +139,10 @@ pub async fn serve(
                 return connection::serve(io, client, handler, builder, limits, shutdown).await;
             }
         };
+        handler
+            .stages
+            .request_head
+            .observe(head_started.elapsed().as_secs_f64());
         buf.drain(..used);
         if buf.is_empty() {
             buf = Vec::new(); // an idle connection holds no buffer
@@ -153,6 +158,7 @@ pub async fn serve(
                 &settings,
                 &mut writer,
                 in_flight,
+                &handler.stages,
             ) => exchanged,
             // The client left before its answer: drop the request (its guards put
             // every count back), like hyper does and nginx's default.
