@@ -4,7 +4,10 @@
 -- added and report raw percentiles.
 --
 -- $WRK_CLOSE=1 adds `Connection: close` to every request.
--- $WRK_POST_EVERY=N makes every Nth request a POST with a 4 KiB body.
+-- $WRK_PATH is the path of GETs (default `/`).
+-- $WRK_POST_EVERY=N makes every Nth request a POST of a 4 KiB body to $WRK_POST_PATH.
+-- $WRK_CHUNKED_EVERY=N makes every Nth request (offset by half of N from the POSTs)
+-- a GET of $WRK_CHUNKED_PATH (a path the backends answer with a chunked body).
 
 local counter = 0
 local prefix = tostring(math.random(1, 1000000000))
@@ -12,6 +15,9 @@ local close = os.getenv("WRK_CLOSE") == "1"
 local post_every = tonumber(os.getenv("WRK_POST_EVERY") or "0")
 local body = string.rep("x", 4096)
 local path = os.getenv("WRK_PATH") or "/"
+local post_path = os.getenv("WRK_POST_PATH") or path
+local chunked_every = tonumber(os.getenv("WRK_CHUNKED_EVERY") or "0")
+local chunked_path = os.getenv("WRK_CHUNKED_PATH") or path
 
 request = function()
    counter = counter + 1
@@ -19,12 +25,15 @@ request = function()
    if close then
       headers["Connection"] = "close"
    end
-   local target = path .. "?key=" .. prefix .. "-" .. counter
+   local key = "?key=" .. prefix .. "-" .. counter
    if post_every > 0 and counter % post_every == 0 then
       headers["Content-Type"] = "application/octet-stream"
-      return wrk.format("POST", target, headers, body)
+      return wrk.format("POST", post_path .. key, headers, body)
    end
-   return wrk.format("GET", target, headers)
+   if chunked_every > 0 and counter % chunked_every == math.floor(chunked_every / 2) then
+      return wrk.format("GET", chunked_path .. key, headers)
+   end
+   return wrk.format("GET", path .. key, headers)
 end
 
 done = function(summary, latency, requests)

@@ -18,7 +18,12 @@ Modes:
   default   one table per worker count (--workers 1,2) at -c64.
   --scale   -c64, -c1024, -c4096 and -c64 with `Connection: close`, one worker each,
             plus RSS 5 s into each run and 10 s after it, and the kernel's listen
-            overflows during lb-daemon's runs.
+            overflows during lb-daemon's runs; then a cell with bodies (three
+            replica-server backends: 10 % POSTs of 4 KiB to /echo, 10 % chunked
+            responses from /chunked/4096, the rest GET /home), a cell of 1 MiB
+            responses at -c16 (MB/s and CPU ms per MB), five back-to-back -c4096 runs
+            (RSS 10 s after each), and `--plot FILE`: req/s and p99 against connections
+            as SVG.
 
 Only 127.0.0.1 is ever contacted; every run is bounded by --duration.
 """
@@ -138,9 +143,15 @@ class Server:
                 self.proc.wait()
 
 
+REPLICA_PORTS = [18181, 18182, 18183]
+BIG = WORK / "big.bin"
+
+
 def start_backends() -> Server:
+    BIG.write_bytes(b"x" * (1 << 20))
     servers = "\n".join(
-        f"  server {{ listen 127.0.0.1:{port} backlog=65535; location / {{ return 200 \"b{i + 1}\\n\"; }} }}"
+        f"  server {{ listen 127.0.0.1:{port} backlog=65535; location / {{ return 200 \"b{i + 1}\\n\"; }}"
+        f" location = /big {{ alias {BIG}; }} }}"
         for i, port in enumerate(BACKEND_PORTS)
     )
     conf = WORK / "backends.conf"
@@ -162,8 +173,29 @@ http {{
     return Server("backends", [which("nginx"), "-c", str(conf), "-p", str(WORK)], BACKEND_PORTS[-1], True)
 
 
-def start_nginx(workers: int) -> Server:
-    upstreams = "\n".join(f"    server 127.0.0.1:{p};" for p in BACKEND_PORTS)
+class Group:
+    """Several servers started and stopped together (the replica-server backends)."""
+
+    def __init__(self, servers: list[Server]):
+        self.servers = servers
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def start_replica_backends() -> Group:
+    binary = str(ROOT / "target" / "release" / "replica-server")
+    return Group(
+        [
+            Server(f"replica-{i + 1}", [binary, "--id", f"b{i + 1}", "--port", str(port), "--host", "127.0.0.1"], port, False)
+            for i, port in enumerate(REPLICA_PORTS)
+        ]
+    )
+
+
+def start_nginx(workers: int, backends: list[int]) -> Server:
+    upstreams = "\n".join(f"    server 127.0.0.1:{p};" for p in backends)
     conf = WORK / "nginx-lb.conf"
     conf.write_text(
         f"""worker_processes {workers};
@@ -194,8 +226,8 @@ http {{
     return Server("nginx", [which("nginx"), "-c", str(conf), "-p", str(WORK)], PORTS["nginx"], True)
 
 
-def start_haproxy(workers: int) -> Server:
-    servers = "\n".join(f"  server b{i + 1} 127.0.0.1:{p}" for i, p in enumerate(BACKEND_PORTS))
+def start_haproxy(workers: int, backends: list[int]) -> Server:
+    servers = "\n".join(f"  server b{i + 1} 127.0.0.1:{p}" for i, p in enumerate(backends))
     conf = WORK / "haproxy.cfg"
     conf.write_text(
         f"""global
@@ -219,9 +251,9 @@ backend be
     return Server("haproxy", [which("haproxy"), "-db", "-f", str(conf)], PORTS["haproxy"], False)
 
 
-def start_lb(workers: int) -> Server:
+def start_lb(workers: int, backends: list[int]) -> Server:
     replicas = "\n".join(
-        f'[[runtime.replicas]]\nname = "127.0.0.1:{p}"\naddress = "127.0.0.1:{p}"' for p in BACKEND_PORTS
+        f'[[runtime.replicas]]\nname = "127.0.0.1:{p}"\naddress = "127.0.0.1:{p}"' for p in backends
     )
     conf = WORK / "lb.toml"
     conf.write_text(
@@ -229,6 +261,9 @@ def start_lb(workers: int) -> Server:
 workers = {workers}
 hash = "nginx"
 key = ["query:key"]
+
+[server]
+{os.environ.get("LB_SERVER_CONFIG", "")}
 
 [runtime]
 kind = "static"
@@ -290,9 +325,14 @@ def raw_percentiles(histogram: Path, connections: int) -> dict[str, float]:
     return result
 
 
-def run_wrk(name: str, server: Server, args: argparse.Namespace, connections: int, close: bool = False) -> dict:
+UNIT_BYTES = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def run_wrk(
+    name: str, server: Server, args: argparse.Namespace, connections: int, close: bool = False, extra: dict | None = None
+) -> dict:
     histogram = WORK / f"hist-{name}.txt"
-    env = dict(os.environ, WRK_HISTOGRAM=str(histogram), WRK_CLOSE="1" if close else "0")
+    env = dict(os.environ, WRK_HISTOGRAM=str(histogram), WRK_CLOSE="1" if close else "0", **(extra or {}))
     pids = server.pids()
     cpu_before = cpu_seconds(pids)
     overflow_before = listen_overflows()
@@ -312,6 +352,8 @@ def run_wrk(name: str, server: Server, args: argparse.Namespace, connections: in
     overflows = listen_overflows() - overflow_before
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)", out)
+    mb_per_s = float(transfer.group(1)) * UNIT_BYTES[transfer.group(2)] / (1 << 20) if transfer else float("nan")
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -320,6 +362,8 @@ def run_wrk(name: str, server: Server, args: argparse.Namespace, connections: in
         "wrk_p50": wrk_ms(lat.get("50", "nan")),
         "wrk_p99": wrk_ms(lat.get("99", "nan")),
         "cpu_us": cpu / max(requests, 1) * 1e6,
+        "mb_per_s": mb_per_s,
+        "cpu_ms_per_mb": cpu * 1e3 / max(mb_per_s * args.duration, 1e-9),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
         "rss_mib": rss_during.get("mib", float("nan")),
@@ -360,10 +404,12 @@ def median_cells(results: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in results) for k in keys}
 
 
-def table(rows: dict[str, dict], scale: bool) -> str:
+def table(rows: dict[str, dict], scale: bool, large: bool = False) -> str:
     head = "| balancer | req/s | wrk p50 ms | wrk p99 ms | raw p50 | raw p75 | raw p90 | raw p99 | CPU µs/req | non-2xx | socket errors |"
     if scale:
         head += " RSS MiB at 5 s | listen overflows |"
+    if large:
+        head += " MB/s | CPU ms/MB |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, m in rows.items():
         line = (
@@ -372,6 +418,8 @@ def table(rows: dict[str, dict], scale: bool) -> str:
         )
         if scale:
             line += f" {m['rss_mib']:.1f} | {m['overflows']:.0f} |"
+        if large:
+            line += f" {m['mb_per_s']:,.0f} | {m['cpu_ms_per_mb']:.3f} |"
         out.append(line)
     lb, ha, ng = rows.get("lb-daemon"), rows.get("haproxy"), rows.get("nginx")
     if lb and ha and ng:
@@ -381,28 +429,44 @@ def table(rows: dict[str, dict], scale: bool) -> str:
             f"CPU/req {lb['cpu_us'] / ha['cpu_us']:.2f}×; lb-daemon / nginx: req/s {lb['rps'] / ng['rps']:.2f}×, "
             f"raw p99 {lb['p99'] / ng['p99']:.2f}×, CPU/req {lb['cpu_us'] / ng['cpu_us']:.2f}×"
         )
+        if large:
+            out.append(
+                f"lb-daemon / HAProxy: MB/s {lb['mb_per_s'] / ha['mb_per_s']:.2f}×, "
+                f"CPU per MB {lb['cpu_ms_per_mb'] / ha['cpu_ms_per_mb']:.2f}×"
+            )
     return "\n".join(out)
 
 
-def run_cells(args: argparse.Namespace, workers: int, cells: list[tuple[str, int, bool]], scale: bool) -> None:
-    servers = {name: STARTERS[name](workers) for name in BALANCERS}
+class Cell:
+    """One row group of a run: a load shape against one set of backends."""
+
+    def __init__(self, label: str, connections: int, close: bool = False, extra: dict | None = None, large: bool = False):
+        self.label, self.connections, self.close, self.extra, self.large = label, connections, close, extra or {}, large
+
+
+def run_cells(args: argparse.Namespace, workers: int, cells: list[Cell], scale: bool, backends: list[int]) -> dict:
+    """Runs `cells` (rounds interleaved) against balancers in front of `backends`;
+    returns each cell's medians by balancer."""
+    servers = {name: STARTERS[name](workers, backends) for name in BALANCERS}
     idle = {name: rss_mib(s.pids()) for name, s in servers.items()}
+    medians = {}
     try:
-        for label, connections, close in cells:
+        for cell in cells:
             results: dict[str, list[dict]] = {name: [] for name in BALANCERS}
             after: dict[str, list[float]] = {name: [] for name in BALANCERS}
             for round_ in range(args.rounds):
                 order = BALANCERS[round_ % 3:] + BALANCERS[: round_ % 3]
                 for name in order:
-                    results[name].append(run_wrk(name, servers[name], args, connections, close))
+                    results[name].append(run_wrk(name, servers[name], args, cell.connections, cell.close, cell.extra))
                     if scale:
                         time.sleep(args.settle)
                         after[name].append(rss_mib(servers[name].pids()))
                     else:
                         time.sleep(1)
             rows = {name: median_cells(r) for name, r in results.items()}
-            print(f"\n### {label}, {workers} worker(s) each, median of {args.rounds}\n")
-            print(table(rows, scale))
+            medians[cell.label] = rows
+            print(f"\n### {cell.label}, {workers} worker(s) each, median of {args.rounds}\n")
+            print(table(rows, scale, cell.large))
             if scale:
                 print()
                 for name in BALANCERS:
@@ -415,6 +479,77 @@ def run_cells(args: argparse.Namespace, workers: int, cells: list[tuple[str, int
     finally:
         for s in servers.values():
             s.stop()
+    return medians
+
+
+def back_to_back(args: argparse.Namespace, connections: int) -> None:
+    """`args.repeats` runs of -c`connections` in a row per balancer (fresh process each),
+    RSS read `args.settle` s after each: memory given back, and no growth."""
+    print(f"\n### Memory over {args.repeats} back-to-back -c{connections} runs, one worker each\n")
+    print("| balancer | idle MiB | RSS MiB 5 s into each run | RSS MiB " + f"{args.settle:.0f} s after each run |")
+    print("|---|---:|---|---|")
+    for name in BALANCERS:
+        server = STARTERS[name](1, BACKEND_PORTS)
+        try:
+            idle = rss_mib(server.pids())
+            during, after = [], []
+            for _ in range(args.repeats):
+                during.append(run_wrk(name, server, args, connections)["rss_mib"])
+                time.sleep(args.settle)
+                after.append(rss_mib(server.pids()))
+        finally:
+            server.stop()
+        print(
+            f"| {name} | {idle:.1f} | {', '.join(f'{v:.1f}' for v in during)} | {', '.join(f'{v:.1f}' for v in after)} |"
+        )
+        sys.stdout.flush()
+
+
+def plot(medians: dict, path: Path) -> None:
+    """req/s and raw p99 against connections, one line per balancer, as SVG (no
+    plotting library needed)."""
+    points = [(64, "-c64"), (1024, "-c1024"), (4096, "-c4096")]
+    colors = {"nginx": "#2a9d8f", "haproxy": "#e76f51", "lb-daemon": "#264653"}
+    width, height, pad = 360, 260, 50
+    panels = [("req/s", "rps", False), ("raw p99 (ms, log)", "p99", True)]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height + 40}" font-family="sans-serif" font-size="11">']
+    for index, (title, key, log) in enumerate(panels):
+        x0 = index * width
+        values = [medians[label][name][key] for _, label in points for name in BALANCERS]
+        top = max(values) * 1.1
+        low = min(v for v in values if v > 0) / 1.5 if log else 0.0
+
+        def y(v: float) -> float:
+            if log:
+                import math
+
+                frac = (math.log10(max(v, low)) - math.log10(low)) / (math.log10(top) - math.log10(low))
+            else:
+                frac = v / top
+            return height - pad / 2 - frac * (height - pad)
+
+        def x(i: int) -> float:
+            return x0 + pad + i * (width - 1.5 * pad) / (len(points) - 1)
+
+        out.append(f'<text x="{x0 + width / 2}" y="14" text-anchor="middle" font-weight="bold">{title}</text>')
+        out.append(f'<line x1="{x0 + pad}" y1="{height - pad / 2}" x2="{x0 + width - pad / 2}" y2="{height - pad / 2}" stroke="#999"/>')
+        out.append(f'<line x1="{x0 + pad}" y1="{pad / 2}" x2="{x0 + pad}" y2="{height - pad / 2}" stroke="#999"/>')
+        for i, (conns, _) in enumerate(points):
+            out.append(f'<text x="{x(i)}" y="{height - pad / 2 + 14}" text-anchor="middle">{conns}</text>')
+        for tick in (top / 1.1, (top / 1.1) / 2) if not log else (top / 1.1, low * 1.5):
+            out.append(f'<text x="{x0 + pad - 4}" y="{y(tick) + 4}" text-anchor="end">{tick:,.0f}</text>')
+        for name in BALANCERS:
+            line = " ".join(f"{x(i):.1f},{y(medians[label][name][key]):.1f}" for i, (_, label) in enumerate(points))
+            out.append(f'<polyline fill="none" stroke="{colors[name]}" stroke-width="2" points="{line}"/>')
+            for i, (_, label) in enumerate(points):
+                out.append(f'<circle cx="{x(i):.1f}" cy="{y(medians[label][name][key]):.1f}" r="3" fill="{colors[name]}"/>')
+    for i, name in enumerate(BALANCERS):
+        out.append(f'<rect x="{60 + i * 130}" y="{height + 18}" width="12" height="4" fill="{colors[name]}"/>')
+        out.append(f'<text x="{78 + i * 130}" y="{height + 24}">{name}</text>')
+    out.append(f'<text x="{width}" y="{height + 38}" text-anchor="middle">client connections (wrk -t1), one worker each</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+    print(f"\nplot written to {path}")
 
 
 def main() -> None:
@@ -426,6 +561,9 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10_000, help="keys for the routing check (0: skip)")
     parser.add_argument("--scale", action="store_true", help="the concurrency curve (one worker each)")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after a scale run before RSS is read")
+    parser.add_argument("--repeats", type=int, default=5, help="back-to-back -c4096 runs in the scale mode (0: skip)")
+    parser.add_argument("--plot", type=Path, help="scale mode: write req/s and p99 against connections as SVG here")
+    parser.add_argument("--only", help="scale mode: comma-separated cell names to run (c64,c1024,c4096,close,bodies,large)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -434,11 +572,39 @@ def main() -> None:
     try:
         print(f"peer benchmark on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
         if args.scale:
-            cells = [("-c64", 64, False), ("-c1024", 1024, False), ("-c4096", 4096, False), ("-c64, Connection: close", 64, True)]
-            run_cells(args, 1, cells, True)
+            only = set(args.only.split(",")) if args.only else None
+            curve = [
+                ("c64", Cell("-c64", 64)),
+                ("c1024", Cell("-c1024", 1024)),
+                ("c4096", Cell("-c4096", 4096)),
+                ("close", Cell("-c64, Connection: close", 64, close=True)),
+                ("large", Cell("-c16, 1 MiB responses", 16, extra={"WRK_PATH": "/big"}, large=True)),
+            ]
+            medians = run_cells(args, 1, [c for n, c in curve if not only or n in only], True, BACKEND_PORTS)
+            if not only or "bodies" in only:
+                replicas = start_replica_backends()
+                try:
+                    bodies = Cell(
+                        "-c64 with bodies (10 % POST 4 KiB, 10 % chunked responses)",
+                        64,
+                        extra={
+                            "WRK_PATH": "/home",
+                            "WRK_POST_EVERY": "10",
+                            "WRK_POST_PATH": "/echo",
+                            "WRK_CHUNKED_EVERY": "10",
+                            "WRK_CHUNKED_PATH": "/chunked/4096",
+                        },
+                    )
+                    run_cells(args, 1, [bodies], True, REPLICA_PORTS)
+                finally:
+                    replicas.stop()
+            if args.repeats and (not only or "c4096" in only):
+                back_to_back(args, 4096)
+            if args.plot and all(label in medians for label in ("-c64", "-c1024", "-c4096")):
+                plot(medians, args.plot)
         else:
             for workers in [int(w) for w in args.workers.split(",")]:
-                run_cells(args, workers, [(f"-c{args.connections}", args.connections, False)], False)
+                run_cells(args, workers, [Cell(f"-c{args.connections}", args.connections)], False, BACKEND_PORTS)
     finally:
         backends.stop()
 

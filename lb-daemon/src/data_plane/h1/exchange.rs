@@ -30,7 +30,7 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// First read buffer of a response, bytes; a body that fills it gets [`LARGE_BUFFER`].
 const SMALL_BUFFER: usize = 8 * 1024;
 /// Read buffer of large response bodies, bytes.
-const LARGE_BUFFER: usize = 64 * 1024;
+const LARGE_BUFFER: usize = 256 * 1024;
 
 /// A request ready to go: its upstream bytes and what the exchange must know of it.
 #[derive(Debug)]
@@ -260,8 +260,11 @@ impl Forwarder {
         if client.write_all(out).await.is_err() {
             return Ending::Abort;
         }
+        // A body longer than the buffer, or one whose reads fill it, is read in
+        // large pieces: fewer system calls per megabyte.
+        let mut large = matches!(left, BodyLeft::Length(n) if n > buf.capacity() as u64);
         while !matches!(left, BodyLeft::Done) {
-            if buf.len() == buf.capacity() && buf.capacity() < LARGE_BUFFER {
+            if large && buf.capacity() < LARGE_BUFFER {
                 *buf = Vec::with_capacity(LARGE_BUFFER);
             }
             buf.clear();
@@ -269,13 +272,16 @@ impl Forwarder {
             let taken = match read {
                 Ok(0) if matches!(left, BodyLeft::UntilClose) => return Ending::Close,
                 Ok(0) | Err(_) => return Ending::Abort, // broke off: the client must see it
-                Ok(n) => match left.take(&buf[..n]) {
-                    Ok(taken) => {
-                        clean &= taken == n;
-                        taken
+                Ok(n) => {
+                    large |= n == buf.capacity();
+                    match left.take(&buf[..n]) {
+                        Ok(taken) => {
+                            clean &= taken == n;
+                            taken
+                        }
+                        Err(BadChunk) => return Ending::Abort,
                     }
-                    Err(BadChunk) => return Ending::Abort,
-                },
+                }
             };
             if client.write_all(&buf[..taken]).await.is_err() {
                 return Ending::Abort;
