@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use hyper::Response;
 use lb_core::NodeId;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::WriteHalf;
 
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::forward::{
@@ -19,6 +20,7 @@ use crate::data_plane::forward::{
 };
 use crate::data_plane::h1::raw_connection::RawConnection;
 use crate::data_plane::h1::response::{self, BadChunk, Chunked, Framing, Parsed, ResponseHead};
+use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::upstream_pool::ConnectError;
 use crate::metrics::StageTimers;
 use crate::reply::Body;
@@ -127,7 +129,7 @@ impl Forwarder {
         request: LeanRequest,
         targets: &[Option<(&NodeId, &Upstream)>],
         settings: &ProxySettings,
-        client: &mut (impl AsyncWrite + Unpin),
+        client: &mut WriteHalf<'_>,
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> Exchanged {
@@ -248,7 +250,7 @@ impl Forwarder {
         request: &LeanRequest,
         buf: &mut Vec<u8>,
         out: &mut Vec<u8>,
-        client: &mut (impl AsyncWrite + Unpin),
+        client: &mut WriteHalf<'_>,
     ) -> Ending {
         let mut left = BodyLeft::new(head.framing);
         let initial = &buf[head.head_len..];
@@ -259,6 +261,14 @@ impl Forwarder {
         out.extend_from_slice(&initial[..taken]);
         if client.write_all(out).await.is_err() {
             return Ending::Abort;
+        }
+        if let BodyLeft::Length(len) = left {
+            if len >= SPLICE_AT_LEAST {
+                return match splice::relay(&connection.stream, client.as_ref(), len).await {
+                    Ok(()) => self.finish(head, connection, upstream, request, clean),
+                    Err(_) => Ending::Abort,
+                };
+            }
         }
         // A body longer than the buffer, or one whose reads fill it, is read in
         // large pieces: fewer system calls per megabyte.
@@ -287,6 +297,19 @@ impl Forwarder {
                 return Ending::Abort;
             }
         }
+        self.finish(head, connection, upstream, request, clean)
+    }
+
+    /// After a complete body: the connection back to the pool if it is clean, and
+    /// how the client connection goes on.
+    fn finish(
+        &self,
+        head: ResponseHead,
+        connection: RawConnection,
+        upstream: &Upstream,
+        request: &LeanRequest,
+        clean: bool,
+    ) -> Ending {
         if head.keep_alive && clean {
             self.lean_upstreams.checkin(upstream.instance, connection);
         }
@@ -344,7 +367,7 @@ async fn send(
 
 /// Writes a reply made here (an error, the queue's 503) to the client.
 async fn reply_with(
-    client: &mut (impl AsyncWrite + Unpin),
+    client: &mut WriteHalf<'_>,
     reply: Response<Body>,
     close: bool,
     forwarded: Forwarded,

@@ -5,7 +5,8 @@
 //! (at most `upstream.retry_body_bytes`) sent along, and the replica's answer relayed
 //! as it arrives, its framing followed ([`response`]) only to know where it ends.
 //! The connection to the replica is a bare TCP stream from the worker's lean pool
-//! ([`raw_connection`]). Routing, retries, fault attribution and accounting are the
+//! ([`raw_connection`]); long bodies move between the sockets without passing through
+//! user space ([`splice`]). Routing, retries, fault attribution and accounting are the
 //! hyper path's ([`exchange`]).
 //!
 //! Anything else (HTTP/2, HTTP/1.0, upgrades, `Expect`, chunked or large uploads,
@@ -24,5 +25,6 @@ pub mod request;
 pub mod response;
 pub mod rewind;
 pub mod session;
+pub mod splice;
 
 pub use raw_connection::RawConnection;
