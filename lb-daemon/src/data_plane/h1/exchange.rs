@@ -136,7 +136,7 @@ impl Forwarder {
         let mut forwarded = Forwarded::default();
         let mut last: Option<(&NodeId, TryFailure)> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
-        let mut out: Vec<u8> = Vec::new();
+        let mut out: Vec<u8> = Vec::with_capacity(512);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
             if attempt > 0 {
                 self.metrics.retries.inc();
