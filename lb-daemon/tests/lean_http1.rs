@@ -189,3 +189,40 @@ fn requests_the_lean_path_does_not_take_go_to_hyper_on_the_same_connection() {
     );
     assert_eq!(read_reply(&mut conn, false).status, 400);
 }
+
+/// The samples of `stage` in `lb_request_stage_seconds_count`, over all workers.
+fn stage_count(daemon: &Daemon, stage: &str) -> f64 {
+    let (_, text) = common::call("GET", &daemon.url("/metrics"), None);
+    let label = format!("stage=\"{stage}\"");
+    text.lines()
+        .filter(|l| l.starts_with("lb_request_stage_seconds_count") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn lean_http1_false_leaves_every_request_to_hyper() {
+    for (lean, request_heads) in [(true, 5.0), (false, 0.0)] {
+        let config = base_config(2).replace(
+            "[shutdown]",
+            &format!("[server]\nlean_http1 = {lean}\n\n[shutdown]"),
+        );
+        let daemon = Daemon::start(&config);
+        let mut conn = connect(&daemon);
+        for _ in 0..5 {
+            send(&mut conn, &get("/bytes/300000"));
+            assert_eq!(read_reply(&mut conn, false).body.len(), 300_000);
+        }
+        // Only the lean path times the request head; both time the replica's answer.
+        assert_eq!(
+            stage_count(&daemon, "request_head"),
+            request_heads,
+            "lean_http1 = {lean}"
+        );
+        assert_eq!(
+            stage_count(&daemon, "response_head"),
+            5.0,
+            "lean_http1 = {lean}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! A plain HTTP/1.1 request (see [`request`] for what is plain) is parsed once with
 //! `httparse`, its head rewritten straight into the bytes sent upstream, its body
-//! (at most `upstream.retry_body_bytes`) sent along, and the replica's answer relayed
+//! (at most 16 KiB, [`session::LEAN_BODY_BYTES`], and `upstream.retry_body_bytes`) sent along, and the replica's answer relayed
 //! as it arrives, its framing followed ([`response`]) only to know where it ends.
 //! The connection to the replica is a bare TCP stream from the worker's lean pool
 //! ([`raw_connection`]); long bodies move between the sockets without passing through

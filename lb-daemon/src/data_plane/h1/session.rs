@@ -43,6 +43,11 @@ use crate::snapshot::{Snapshot, Upstream};
 /// Bytes added to a client's buffer when it runs short.
 const READ_CHUNK: usize = 4096;
 
+/// Largest request body the lean path holds in memory, bytes (HAProxy's default
+/// `tune.bufsize`); longer ones go to hyper, which streams them or buffers them for
+/// retries within `upstream.retry_buffer_total_bytes`.
+pub const LEAN_BODY_BYTES: usize = 16 * 1024;
+
 impl KeyedRequest for RequestHead<'_> {
     fn path(&self) -> &str {
         RequestHead::path(self)
@@ -245,7 +250,7 @@ fn plan<'s>(
         buf,
         &mut headers,
         limits.max_header_bytes,
-        settings.retry_body_bytes,
+        settings.retry_body_bytes.min(LEAN_BODY_BYTES),
     ) {
         Parse::Partial => return None,
         Parse::Handoff => return Some(Next::Handoff),
