@@ -373,6 +373,57 @@ def run_wrk(
     return result
 
 
+STAGES = ["request_head", "upstream_connection", "response_head", "response_body"]
+
+
+def stage_snapshot() -> dict:
+    """lb-daemon's `lb_request_stage_seconds` as {stage: {le: count}}, all workers summed
+    (`le` as float; `inf` for +Inf), with "sum" and "count" under their own keys."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", PORTS["lb-daemon"], timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except OSError:
+        return {}
+    found: dict = {}
+    for line in text.splitlines():
+        if not line.startswith("lb_request_stage_seconds"):
+            continue
+        stage = re.search(r'stage="(\w+)"', line).group(1)
+        value = float(line.rsplit(" ", 1)[1])
+        entry = found.setdefault(stage, {"sum": 0.0, "count": 0.0, "buckets": {}})
+        if line.startswith("lb_request_stage_seconds_bucket"):
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            le = float("inf") if le == "+Inf" else float(le)
+            entry["buckets"][le] = entry["buckets"].get(le, 0.0) + value
+        elif line.startswith("lb_request_stage_seconds_sum"):
+            entry["sum"] += value
+        elif line.startswith("lb_request_stage_seconds_count"):
+            entry["count"] += value
+    return found
+
+
+def stage_line(before: dict, after: dict) -> str:
+    """Mean and p90 (bucket upper bound) of each stage between two snapshots, ms."""
+    parts = []
+    for stage in STAGES:
+        a, b = after.get(stage), before.get(stage, {"sum": 0.0, "count": 0.0, "buckets": {}})
+        if not a:
+            continue
+        count = a["count"] - b["count"]
+        if count <= 0:
+            continue
+        mean = (a["sum"] - b["sum"]) / count * 1e3
+        p90 = float("nan")
+        for le in sorted(a["buckets"]):
+            if a["buckets"][le] - b["buckets"].get(le, 0.0) >= 0.9 * count:
+                p90 = le * 1e3
+                break
+        parts.append(f"{stage} {mean:.3f} / ≤{p90:.3f}")
+    return "; ".join(parts)
+
+
 def key_check(keys: int) -> str:
     """Sends `keys` keys to each balancer twice and compares the backend each chose."""
     chosen = {}
@@ -454,10 +505,14 @@ def run_cells(args: argparse.Namespace, workers: int, cells: list[Cell], scale: 
         for cell in cells:
             results: dict[str, list[dict]] = {name: [] for name in BALANCERS}
             after: dict[str, list[float]] = {name: [] for name in BALANCERS}
+            stages: list[str] = []
             for round_ in range(args.rounds):
                 order = BALANCERS[round_ % 3:] + BALANCERS[: round_ % 3]
                 for name in order:
+                    before = stage_snapshot() if name == "lb-daemon" else {}
                     results[name].append(run_wrk(name, servers[name], args, cell.connections, cell.close, cell.extra))
+                    if name == "lb-daemon":
+                        stages.append(stage_line(before, stage_snapshot()))
                     if scale:
                         time.sleep(args.settle)
                         after[name].append(rss_mib(servers[name].pids()))
@@ -467,6 +522,10 @@ def run_cells(args: argparse.Namespace, workers: int, cells: list[Cell], scale: 
             medians[cell.label] = rows
             print(f"\n### {cell.label}, {workers} worker(s) each, median of {args.rounds}\n")
             print(table(rows, scale, cell.large))
+            if stages and any(stages):
+                print("\nlb-daemon's stages per run (`lb_request_stage_seconds`, mean / p90 bucket, ms):\n")
+                for line in stages:
+                    print(f"- {line}")
             if scale:
                 print()
                 for name in BALANCERS:
