@@ -85,6 +85,9 @@ pub fn parse(
         return Err(BadResponse::Malformed("no status"));
     };
     match status {
+        // `http::StatusCode` (and so hyper) knows only 100..=999; "020" would be
+        // written back as "20" and break the client's parse.
+        0..=99 => return Err(BadResponse::Malformed("status below 100")),
         101 => return Err(BadResponse::Switch),
         100..=199 => return Ok(Parsed::Informational(head_len)),
         _ => {}
@@ -394,6 +397,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
             "HTTP/1.1 2000 OK\r\n\r\n",
+            // Found by the fuzz target: written back as "20", which no client parses.
+            "HTTP/1.1 020 OK\r\nContent-Length: 0\r\n\r\n",
         ] {
             assert!(head(raw, false).0.is_err(), "{raw}");
         }
