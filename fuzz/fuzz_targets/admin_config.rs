@@ -6,11 +6,16 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(change) = lb_daemon::admin::parse_change(data) {
-        assert!(change.addresses.is_empty() || change.addresses.len() == change.names.len());
-        for name in &change.names {
+    if let Ok(change) = lb_api::ChangeRequest::from_json(data) {
+        assert!(change.addresses.is_empty() || change.addresses.len() == change.hostnames.len());
+        for name in &change.hostnames {
             assert!(!name.as_str().is_empty() && name.as_str().len() <= 63);
         }
+        // What lbctl would send for it reads back as the same request.
+        assert_eq!(
+            lb_api::ChangeRequest::from_json(change.to_json().as_bytes()).as_ref(),
+            Ok(&change)
+        );
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = lb_daemon::config::Config::parse(text);

@@ -32,7 +32,7 @@ pub enum Command {
     Add {
         /// How many replicas to start.
         #[arg(short)]
-        n: u64,
+        n: usize,
         /// Hostnames for some or all of them.
         names: Vec<String>,
     },
@@ -45,7 +45,7 @@ pub enum Command {
     Rm {
         /// How many replicas to remove.
         #[arg(short)]
-        n: u64,
+        n: usize,
         /// Hostnames to remove.
         names: Vec<String>,
     },

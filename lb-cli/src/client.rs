@@ -1,9 +1,10 @@
-//! A typed client of the daemon's admin API (`/rep`, `/add`, `/rm`).
+//! A typed client of the daemon's admin API (`/rep`, `/add`, `/rm`, `/status`): the
+//! requests and answers are [`lb_api`]'s types, the ones the daemon serializes.
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::json;
+use lb_api::{Answer, ChangeError, ChangeRequest, ReplicaList, StatusDocument};
+use serde::de::DeserializeOwned;
 
 /// The replicas the daemon reports, and its answer as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub enum ClientError {
         /// The raw JSON body.
         raw: String,
     },
+    /// A hostname given to `add` or `rm` is not a valid one; nothing was sent.
+    #[error(transparent)]
+    Invalid(#[from] ChangeError),
     /// The answer was not the admin API's JSON.
     #[error("unexpected answer from {url} (HTTP {status}): {body:.200}")]
     BadResponse {
@@ -45,25 +49,6 @@ pub enum ClientError {
         /// The body.
         body: String,
     },
-}
-
-#[derive(Debug, Deserialize)]
-struct Success {
-    message: ReplicaList,
-    status: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReplicaList {
-    #[serde(rename = "N")]
-    n: usize,
-    replicas: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Failure {
-    message: String,
-    status: String,
 }
 
 /// Talks to one daemon.
@@ -104,37 +89,66 @@ impl AdminClient {
     /// [`ClientError`].
     pub fn replicas(&self) -> Result<Replicas, ClientError> {
         let url = format!("{}/rep", self.base);
-        self.send(&url, self.agent.get(&url).call())
+        self.replica_list(&url, self.agent.get(&url).call())
+    }
+
+    /// `GET /status`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn status(&self) -> Result<StatusDocument, ClientError> {
+        let url = format!("{}/status", self.base);
+        let (status, body) = self.answer(&url, self.agent.get(&url).call())?;
+        decode::<StatusDocument>(&url, status, &body).map(|(document, _)| document)
     }
 
     /// `POST /add` of `n` replicas, `names` first.
     ///
     /// # Errors
     /// [`ClientError`].
-    pub fn add(&self, n: u64, names: &[String]) -> Result<Replicas, ClientError> {
+    pub fn add(&self, n: usize, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/add", self.base);
-        let body = json!({ "n": n, "hostnames": names });
-        self.send(&url, self.authorized(self.agent.post(&url)).send_json(body))
+        let body = ChangeRequest::new(n, names.iter().cloned())?.to_json();
+        let request = self.authorized(self.agent.post(&url));
+        self.replica_list(&url, json(request).send_string(&body))
     }
 
     /// `DELETE /rm` of `n` replicas, `names` first.
     ///
     /// # Errors
     /// [`ClientError`].
-    pub fn remove(&self, n: u64, names: &[String]) -> Result<Replicas, ClientError> {
+    pub fn remove(&self, n: usize, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/rm", self.base);
-        let body = json!({ "n": n, "hostnames": names });
-        self.send(
-            &url,
-            self.authorized(self.agent.delete(&url)).send_json(body),
-        )
+        let body = ChangeRequest::new(n, names.iter().cloned())?.to_json();
+        let request = self.authorized(self.agent.delete(&url));
+        self.replica_list(&url, json(request).send_string(&body))
     }
 
-    fn send(
+    fn replica_list(
         &self,
         url: &str,
         result: Result<ureq::Response, ureq::Error>,
     ) -> Result<Replicas, ClientError> {
+        let (status, body) = self.answer(url, result)?;
+        match decode::<ReplicaList>(url, status, &body)? {
+            (list, _) if list.n != list.replicas.len() => Err(ClientError::BadResponse {
+                url: url.to_string(),
+                status,
+                body,
+            }),
+            (list, _) => Ok(Replicas {
+                names: list.replicas,
+                raw: body,
+            }),
+        }
+    }
+
+    /// The HTTP status and body of an answer, whatever its status.
+    fn answer(
+        &self,
+        url: &str,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<(u16, String), ClientError> {
         let (status, response) = match result {
             Ok(response) => (response.status(), response),
             Err(ureq::Error::Status(status, response)) => (status, response),
@@ -151,36 +165,37 @@ impl AdminClient {
                 url: url.to_string(),
                 cause: format!("reading the answer failed: {e}"),
             })?;
-        decode(url, status, body)
+        Ok((status, body))
     }
 }
 
-/// Turns an answer into replicas or the daemon's failure.
-fn decode(url: &str, status: u16, body: String) -> Result<Replicas, ClientError> {
-    if let Ok(ok) = serde_json::from_str::<Success>(&body)
-        && ok.status == "successful"
-        && ok.message.n == ok.message.replicas.len()
-        && (200..300).contains(&status)
-    {
-        return Ok(Replicas {
-            names: ok.message.replicas,
-            raw: body,
-        });
-    }
-    if let Ok(failure) = serde_json::from_str::<Failure>(&body)
-        && failure.status == "failure"
-    {
-        return Err(ClientError::Failure {
-            status,
-            message: failure.message,
-            raw: body,
-        });
-    }
-    Err(ClientError::BadResponse {
+/// `Content-Type: application/json`.
+fn json(request: ureq::Request) -> ureq::Request {
+    request.set("content-type", "application/json")
+}
+
+/// Turns an answer into its success message (with the body) or the daemon's failure.
+fn decode<T: DeserializeOwned>(
+    url: &str,
+    status: u16,
+    body: &str,
+) -> Result<(T, String), ClientError> {
+    let bad = || ClientError::BadResponse {
         url: url.to_string(),
         status,
-        body,
-    })
+        body: body.to_string(),
+    };
+    match Answer::<T>::from_json(body) {
+        Ok(Answer::Success { message, .. }) if (200..300).contains(&status) => {
+            Ok((message, body.to_string()))
+        }
+        Ok(Answer::Failure { message, .. }) => Err(ClientError::Failure {
+            status,
+            message,
+            raw: body.to_string(),
+        }),
+        _ => Err(bad()),
+    }
 }
 
 #[cfg(test)]
@@ -190,11 +205,11 @@ mod tests {
     #[test]
     fn decodes_both_shapes() {
         let ok = r#"{"message":{"N":2,"replicas":["server1","s4"]},"status":"successful"}"#;
-        let replicas = decode("u", 200, ok.into()).unwrap();
-        assert_eq!(replicas.names, ["server1", "s4"]);
-        assert_eq!(replicas.raw, ok);
+        let (list, raw) = decode::<ReplicaList>("u", 200, ok).unwrap();
+        assert_eq!(list.replicas, ["server1", "s4"]);
+        assert_eq!(raw, ok);
         let bad = r#"{"message":"<Error> hostname 'x' does not exist","status":"failure"}"#;
-        match decode("u", 400, bad.into()) {
+        match decode::<ReplicaList>("u", 400, bad) {
             Err(ClientError::Failure {
                 status, message, ..
             }) => {
@@ -210,14 +225,14 @@ mod tests {
         for (status, body) in [
             (200, "<html>"),
             (
-                200,
-                r#"{"message":{"N":3,"replicas":[]},"status":"successful"}"#,
+                500,
+                r#"{"message":{"N":0,"replicas":[]},"status":"successful"}"#,
             ),
             (502, ""),
         ] {
             assert!(
                 matches!(
-                    decode("u", status, body.into()),
+                    decode::<ReplicaList>("u", status, body),
                     Err(ClientError::BadResponse { .. })
                 ),
                 "{body}"

@@ -38,8 +38,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, AUTHORIZATION, HOST, HeaderValue, ORIGIN, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use lb_api::{ChangeError, ChangeRequest, ReplicaList};
 use lb_core::NodeId;
-use serde_json::{Value, json};
 
 use crate::pool::{AdminError, ReplicaPool};
 use crate::reply::{Body, failure, success};
@@ -210,10 +210,7 @@ fn bearer_matches(header: &str, expected: &str) -> bool {
 
 fn replicas(pool: &ReplicaPool) -> Response<Body> {
     let names: Vec<String> = pool.names().into_iter().map(|n| n.to_string()).collect();
-    success(
-        StatusCode::OK,
-        json!({ "N": names.len(), "replicas": names }),
-    )
+    success(StatusCode::OK, ReplicaList::new(names))
 }
 
 fn status_of(error: &AdminError) -> StatusCode {
@@ -224,102 +221,27 @@ fn status_of(error: &AdminError) -> StatusCode {
     }
 }
 
-/// Parses `{"n": N, "hostnames": [..]}`.
-/// A parsed `/add` or `/rm` body.
+/// An `/add` or `/rm` body read into the pool's terms.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Change {
-    /// How many replicas to add or remove.
-    pub n: usize,
-    /// Hostnames named by the caller (validated).
-    pub names: Vec<NodeId>,
-    /// `/add` on the static runtime: one `ip:port` per hostname.
-    pub addresses: Vec<SocketAddr>,
+struct Change {
+    n: usize,
+    names: Vec<NodeId>,
+    addresses: Vec<SocketAddr>,
 }
 
-/// Parses an `/add` or `/rm` body, `{"n": N, "hostnames": [..], "addresses": [..]}`.
-///
-/// # Errors
-/// A one-line reason (malformed JSON, unknown field, bad `n`, invalid hostname or
-/// address, mismatched counts). Never panics, whatever the bytes.
-pub fn parse_change(body: &[u8]) -> Result<Change, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
-    let Value::Object(fields) = value else {
-        return Err("the body must be a JSON object like {\"n\": 1, \"hostnames\": []}".into());
-    };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "n" | "hostnames" | "addresses"))
-    {
-        return Err(format!(
-            "unknown field '{unknown}'; expected 'n', 'hostnames' and (static runtime) 'addresses'"
-        ));
-    }
-    let n = match fields.get("n") {
-        None => return Err("'n' is missing".into()),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| format!("'n' must be a non-negative integer, not {v}"))?,
-    };
-    let names = match fields.get("hostnames") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) => hostname(s),
-                other => Err(format!("hostnames must be strings, not {other}")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(format!(
-                "'hostnames' must be a list of strings, not {other}"
-            ));
-        }
-    };
-    let addresses = match fields.get("addresses") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .and_then(|s| s.parse::<SocketAddr>().ok())
-                    .ok_or_else(|| format!("addresses must be \"ip:port\" strings, not {item}"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(format!(
-                "'addresses' must be a list of \"ip:port\" strings, not {other}"
-            ));
-        }
-    };
-    if !addresses.is_empty() && addresses.len() != names.len() {
-        return Err(format!(
-            "give one address per hostname: {} hostnames, {} addresses",
-            names.len(),
-            addresses.len()
-        ));
-    }
+/// Reads an `/add` or `/rm` body ([`ChangeRequest::from_json`]) into replica ids.
+fn parse_change(body: &[u8]) -> Result<Change, ChangeError> {
+    let request = ChangeRequest::from_json(body)?;
+    let names = request
+        .hostnames
+        .into_iter()
+        .map(|h| NodeId::new(h.as_str()).map_err(|_| ChangeError::InvalidHostname(h.to_string())))
+        .collect::<Result<_, _>>()?;
     Ok(Change {
-        n,
+        n: request.n,
         names,
-        addresses,
+        addresses: request.addresses,
     })
-}
-
-/// A replica hostname under DNS label rules (RFC 1123): 1–63 letters, digits and `-`,
-/// neither starting nor ending with `-`. Checked before a name reaches Docker or a
-/// command line.
-fn hostname(s: &str) -> Result<NodeId, String> {
-    let valid = (1..=63).contains(&s.len())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if !valid {
-        return Err(format!(
-            "invalid hostname {s:?}: use 1-63 letters, digits or '-', not starting or ending with '-'"
-        ));
-    }
-    NodeId::new(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -345,60 +267,6 @@ mod tests {
             "",
         ] {
             assert!(!host_cannot_be_rebound(host), "{host}");
-        }
-    }
-
-    #[test]
-    fn parses_the_python_clients_body() {
-        let change = parse_change(br#"{"n":2,"hostnames":["s4","Server-4f2a"]}"#).unwrap();
-        assert_eq!(change.n, 2);
-        assert_eq!(
-            change.names,
-            vec![
-                NodeId::new("s4").unwrap(),
-                NodeId::new("Server-4f2a").unwrap()
-            ]
-        );
-        assert_eq!(parse_change(br#"{"n":0}"#).unwrap().names, vec![]);
-        let fixed = parse_change(br#"{"n":1,"hostnames":["api9"],"addresses":["127.0.0.1:9001"]}"#)
-            .unwrap();
-        assert_eq!(
-            fixed.addresses,
-            vec!["127.0.0.1:9001".parse::<SocketAddr>().unwrap()]
-        );
-    }
-
-    #[test]
-    fn refuses_bad_bodies_with_a_reason() {
-        for (body, says) in [
-            (&b"{"[..], "malformed JSON"),
-            (b"[1]", "JSON object"),
-            (br#"{"hostnames":[]}"#, "'n' is missing"),
-            (br#"{"n":-1}"#, "non-negative"),
-            (br#"{"n":1.5}"#, "non-negative"),
-            (br#"{"n":"2"}"#, "non-negative"),
-            (br#"{"n":1,"hostnames":"s1"}"#, "list of strings"),
-            (br#"{"n":1,"hostnames":[1]}"#, "must be strings"),
-            (br#"{"n":1,"hostnames":["bad name"]}"#, "invalid hostname"),
-            (br#"{"n":1,"hostnames":["-x"]}"#, "invalid hostname"),
-            (br#"{"n":1,"hostnames":["x_y"]}"#, "invalid hostname"),
-            (br#"{"n":1,"hostnames":["a.b"]}"#, "invalid hostname"),
-            (br#"{"n":1,"hostname":["x"]}"#, "unknown field"),
-            (
-                br#"{"n":1,"hostnames":["a"],"addresses":["nowhere"]}"#,
-                "ip:port",
-            ),
-            (
-                br#"{"n":2,"hostnames":["a","b"],"addresses":["127.0.0.1:1"]}"#,
-                "one address per hostname",
-            ),
-        ] {
-            let err = parse_change(body).unwrap_err();
-            assert!(
-                err.contains(says),
-                "{} gave {err}",
-                String::from_utf8_lossy(body)
-            );
         }
     }
 }

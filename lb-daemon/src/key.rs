@@ -34,14 +34,30 @@ pub enum KeySource {
     ClientIp,
 }
 
+/// Why a key source string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeySourceError {
+    /// `header:`, `cookie:` or `query:` with nothing after the colon.
+    #[error("{0:?} needs a name after the colon")]
+    MissingName(String),
+    /// `header:NAME` where NAME cannot be a header name.
+    #[error("{0:?} is not a valid header name")]
+    BadHeaderName(String),
+    /// None of the known sources.
+    #[error(
+        "{0:?} is not a key source; expected header:NAME, cookie:NAME, query:NAME, path or client_ip"
+    )]
+    Unknown(String),
+}
+
 impl FromStr for KeySource {
-    type Err = String;
+    type Err = KeySourceError;
 
     /// Parses `header:NAME`, `cookie:NAME`, `query:NAME`, `path` or `client_ip`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let named = |name: &str| -> Result<String, String> {
+    fn from_str(s: &str) -> Result<Self, KeySourceError> {
+        let named = |name: &str| {
             if name.is_empty() {
-                Err(format!("{s:?} needs a name after the colon"))
+                Err(KeySourceError::MissingName(s.to_string()))
             } else {
                 Ok(name.to_string())
             }
@@ -49,14 +65,12 @@ impl FromStr for KeySource {
         match s.split_once(':') {
             Some(("header", name)) => HeaderName::from_bytes(named(name)?.as_bytes())
                 .map(KeySource::Header)
-                .map_err(|_| format!("{name:?} is not a valid header name")),
+                .map_err(|_| KeySourceError::BadHeaderName(name.to_string())),
             Some(("cookie", name)) => named(name).map(KeySource::Cookie),
             Some(("query", name)) => named(name).map(KeySource::Query),
             None if s == "path" => Ok(KeySource::Path),
             None if s == "client_ip" => Ok(KeySource::ClientIp),
-            _ => Err(format!(
-                "{s:?} is not a key source; expected header:NAME, cookie:NAME, query:NAME, path or client_ip"
-            )),
+            _ => Err(KeySourceError::Unknown(s.to_string())),
         }
     }
 }

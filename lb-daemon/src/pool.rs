@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use lb_api::{ReplicaState, ReplicaStatus};
 use lb_core::{HashAlgorithm, HashRing, HealthConfig, HealthState, NodeId, Outcome, Status};
 use tokio::task::JoinSet;
 
@@ -128,29 +129,6 @@ struct Member {
     ejected: bool,
 }
 
-/// One replica as the status page shows it ([`ReplicaPool::status`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ReplicaStatus {
-    /// Hostname.
-    pub name: String,
-    /// `ip:port` of the running instance; `None` while `respawning` (the old instance
-    /// is gone and the new one has no address yet) or before the first one started.
-    pub address: Option<SocketAddr>,
-    /// `up`, `down` (failed checks; respawn pending on runtimes that respawn) or
-    /// `respawning` (a new instance is being started).
-    pub state: &'static str,
-    /// Milliseconds since the current instance started; 0 while `respawning`.
-    pub uptime_ms: u64,
-    /// Milliseconds since the health state last changed.
-    pub state_ms: u64,
-    /// Times this replica was respawned since it was added.
-    pub respawns: u64,
-    /// Requests being proxied to it now.
-    pub in_flight: usize,
-    /// Fraction of the hash space it owns on the ring (0–1): its expected share of keys.
-    pub ring_share: f64,
-}
-
 #[derive(Debug)]
 struct State {
     members: BTreeMap<NodeId, Member>,
@@ -207,8 +185,9 @@ impl ReplicaPool {
         members.into_iter().map(|(name, _)| name.clone()).collect()
     }
 
-    /// Every replica in the order added, with health, address, uptime and respawn count.
-    pub fn status(&self) -> Vec<ReplicaStatus> {
+    /// Every replica in the order added, with health, address, uptime and respawn
+    /// count, and the responses it gave as `requests_of(name)` counts them.
+    pub fn status(&self, requests_of: impl Fn(&str) -> u64) -> Vec<ReplicaStatus> {
         let state = self.lock();
         let now = Instant::now();
         let shares: std::collections::HashMap<&NodeId, f64> = state
@@ -225,10 +204,10 @@ impl ReplicaPool {
             .map(|(name, m)| {
                 let ring_share = shares.get(name).copied().unwrap_or(0.0);
                 let state = match (m.respawning, m.health.is_up(), m.ejected) {
-                    (true, _, _) => "respawning",
-                    (false, true, false) => "up",
-                    (false, true, true) => "ejected",
-                    (false, false, _) => "down",
+                    (true, _, _) => ReplicaState::Respawning,
+                    (false, true, false) => ReplicaState::Up,
+                    (false, true, true) => ReplicaState::Ejected,
+                    (false, false, _) => ReplicaState::Down,
                 };
                 ReplicaStatus {
                     name: name.to_string(),
@@ -242,6 +221,7 @@ impl ReplicaPool {
                     state_ms: millis(now.duration_since(m.health.since())),
                     respawns: m.respawns,
                     in_flight: m.inflight.load(Ordering::Relaxed),
+                    requests: requests_of(name.as_str()),
                     ring_share,
                 }
             })

@@ -1,4 +1,5 @@
-//! Response bodies and the JSON shapes shared by the admin API and the proxy's errors.
+//! Response bodies, and the admin API's answer shapes ([`lb_api::Answer`]) as
+//! responses, shared by the admin API and the proxy's own errors.
 //!
 //! Success: `{"message": <value>, "status": "successful"}`.
 //! Failure: `{"message": "<Error> <reason>", "status": "failure"}`.
@@ -7,7 +8,8 @@
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
-use serde_json::{Value, json};
+use lb_api::Answer;
+use serde::Serialize;
 
 use crate::data_plane::body::{Frames, ProxiedBody};
 
@@ -26,23 +28,17 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// `status` with the success shape around `message`.
-pub fn success(status: StatusCode, message: Value) -> Response<Body> {
-    json_response(
-        status,
-        &json!({ "message": message, "status": "successful" }),
-    )
+pub fn success<T: Serialize>(status: StatusCode, message: T) -> Response<Body> {
+    json_response(status, Answer::success(message).to_json())
 }
 
 /// `status` with the failure shape; `reason` gets the `<Error> ` prefix.
 pub fn failure(status: StatusCode, reason: impl std::fmt::Display) -> Response<Body> {
-    json_response(
-        status,
-        &json!({ "message": format!("<Error> {reason}"), "status": "failure" }),
-    )
+    json_response(status, Answer::<()>::failure(reason).to_json())
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(full(value.to_string()));
+fn json_response(status: StatusCode, json: String) -> Response<Body> {
+    let mut response = Response::new(full(json));
     *response.status_mut() = status;
     response
         .headers_mut()

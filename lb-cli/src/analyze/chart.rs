@@ -9,6 +9,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::AnalyzeError;
+
 /// Width and height of every chart, pixels.
 pub const SIZE: (u32, u32) = (1000, 560);
 
@@ -32,7 +34,7 @@ pub trait Chart {
     ///
     /// # Errors
     /// A plotters error, as text.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), AnalyzeError>;
 
     /// Width and height, pixels.
     fn size(&self) -> (u32, u32) {
@@ -44,47 +46,55 @@ pub trait Chart {
 ///
 /// # Errors
 /// The directory or files cannot be written, or plotters fails.
-pub fn save(chart: &impl Chart, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, String> {
+pub fn save(chart: &impl Chart, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, AnalyzeError> {
     fonts()?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| AnalyzeError::Write {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
     {
         let root = BitMapBackend::new(&png, chart.size()).into_drawing_area();
         root.fill(&WHITE).map_err(text)?;
         chart.draw(&root)?;
-        root.present()
-            .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
+        root.present().map_err(|e| AnalyzeError::Write {
+            path: png.clone(),
+            reason: e.to_string(),
+        })?;
     }
     {
         let root = SVGBackend::new(&svg, chart.size()).into_drawing_area();
         root.fill(&WHITE).map_err(text)?;
         chart.draw(&root)?;
-        root.present()
-            .map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
+        root.present().map_err(|e| AnalyzeError::Write {
+            path: svg.clone(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(vec![png, svg])
 }
 
 /// Registers the embedded DejaVu Sans as plotters' `sans-serif` (once).
-fn fonts() -> Result<(), String> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            for (style, bytes) in [
-                (FontStyle::Normal, dejavu::sans::regular()),
-                (FontStyle::Bold, dejavu::sans::bold()),
-            ] {
-                plotters::style::register_font("sans-serif", style, bytes)
-                    .map_err(|_| "the embedded DejaVu Sans font does not load".to_string())?;
-            }
-            Ok(())
-        })
-        .clone()
+fn fonts() -> Result<(), AnalyzeError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let loaded = REGISTERED.get_or_init(|| {
+        [
+            (FontStyle::Normal, dejavu::sans::regular()),
+            (FontStyle::Bold, dejavu::sans::bold()),
+        ]
+        .into_iter()
+        .all(|(style, bytes)| plotters::style::register_font("sans-serif", style, bytes).is_ok())
+    });
+    if *loaded {
+        Ok(())
+    } else {
+        Err(AnalyzeError::Font)
+    }
 }
 
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn text(e: impl std::fmt::Display) -> AnalyzeError {
+    AnalyzeError::Draw(e.to_string())
 }
 
 /// A bar per label, the value written on top, and an optional horizontal line at
@@ -104,7 +114,7 @@ pub struct Bars {
 }
 
 impl Chart for Bars {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), AnalyzeError> {
         let n = self.bars.len().max(1);
         let width = root.dim_in_pixel().0.max(1);
         let total: f64 = self.bars.iter().map(|(_, v)| v).sum();
@@ -214,7 +224,7 @@ impl Chart for Panels {
         (1200, 420 * self.panels.len().div_ceil(2).max(1) as u32 + 40)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), AnalyzeError> {
         let area = root
             .titled(&self.title, ("sans-serif", 22).into_font())
             .map_err(text)?;
@@ -239,7 +249,7 @@ pub struct Spread {
 }
 
 impl Chart for Spread {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), AnalyzeError> {
         let first = self.points.first().map_or(1, |p| p.0);
         let last = self.points.last().map_or(first, |p| p.0);
         let top = self.points.iter().map(|p| p.3).fold(0.0, f64::max) * 1.15;
@@ -324,7 +334,7 @@ pub struct Timeline {
 }
 
 impl Chart for Timeline {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), AnalyzeError> {
         let top = self
             .series
             .iter()

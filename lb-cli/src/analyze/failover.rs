@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use lb_api::ReplicaState;
+
+use super::AnalyzeError;
+use crate::client::AdminClient;
 
 use super::chart::Timeline;
 
@@ -44,37 +47,33 @@ pub struct Measured {
     pub summary: String,
 }
 
-/// One replica of `GET /status`.
+/// One replica of `GET /status`, as the analysis needs it.
 #[derive(Debug, Clone)]
 struct Replica {
     name: String,
-    address: String,
-    state: String,
+    address: Option<std::net::SocketAddr>,
+    state: ReplicaState,
     respawns: u64,
 }
 
-fn status(agent: &ureq::Agent, url: &str) -> Result<Vec<Replica>, String> {
-    let body: Value = agent
-        .get(&format!("{url}/status"))
-        .call()
-        .map_err(|e| format!("GET {url}/status: {e}"))?
-        .into_json()
-        .map_err(|e| format!("GET {url}/status: {e}"))?;
-    let replicas = body["message"]["replicas"]
-        .as_array()
-        .ok_or_else(|| format!("GET {url}/status: no replica list in {body}"))?;
-    Ok(replicas
-        .iter()
+fn status(client: &AdminClient, url: &str) -> Result<Vec<Replica>, AnalyzeError> {
+    let document = client.status().map_err(|source| AnalyzeError::Daemon {
+        call: format!("GET {url}/status"),
+        source,
+    })?;
+    Ok(document
+        .replicas
+        .into_iter()
         .map(|r| Replica {
-            name: r["name"].as_str().unwrap_or_default().to_string(),
-            address: r["address"].as_str().unwrap_or_default().to_string(),
-            state: r["state"].as_str().unwrap_or_default().to_string(),
-            respawns: r["respawns"].as_u64().unwrap_or(0),
+            name: r.name,
+            address: r.address,
+            state: r.state,
+            respawns: r.respawns,
         })
         .collect())
 }
 
-/// Letters, digits and `- . : [ ]`: the characters of a replica name or an `ip:port`.
+/// Letters, digits and `- . : [ ]`: the characters of a replica name.
 fn shell_inert(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
 }
@@ -85,41 +84,47 @@ fn shell_inert(c: char) -> bool {
 /// Bad options, an unreachable daemon, an unknown victim, a victim whose name or address
 /// holds shell syntax, or a kill command that
 /// could not run or exited with failure.
-pub fn run(plan: &Plan) -> Result<Measured, String> {
+pub fn run(plan: &Plan) -> Result<Measured, AnalyzeError> {
     if !(1..=5_000).contains(&plan.rate) {
-        return Err("--rate must be 1 to 5000 requests per second".into());
+        return Err(AnalyzeError::Usage(
+            "--rate must be 1 to 5000 requests per second".into(),
+        ));
     }
     if !(2..=600).contains(&plan.seconds) || plan.kill_at == 0 || plan.kill_at >= plan.seconds {
-        return Err("use 2 to 600 --seconds and a --kill-at between 1 and --seconds - 1".into());
+        return Err(AnalyzeError::Usage(
+            "use 2 to 600 --seconds and a --kill-at between 1 and --seconds - 1".into(),
+        ));
     }
     let url = plan.url.trim_end_matches('/').to_string();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .build();
-    let before = status(&agent, &url)?;
+    let client = AdminClient::new(&url, Duration::from_secs(5));
+    let before = status(&client, &url)?;
     let victim = match &plan.victim {
         Some(name) => before.iter().find(|r| &r.name == name).cloned(),
         None => before.get(1).or(before.first()).cloned(),
     }
     .ok_or_else(|| match &plan.victim {
-        Some(name) => format!("no replica named {name:?} at {url}"),
-        None => format!("the daemon at {url} has no replica"),
+        Some(name) => AnalyzeError::Usage(format!("no replica named {name:?} at {url}")),
+        None => AnalyzeError::Usage(format!("the daemon at {url} has no replica")),
     })?;
-    let port = victim.address.rsplit(':').next().unwrap_or_default();
-    // The values go into a shell command: accept only what names and addresses are made
-    // of, so a daemon's answer cannot inject shell syntax.
-    for value in [&victim.name, &victim.address] {
-        if value.is_empty() || !value.chars().all(shell_inert) {
-            return Err(format!(
-                "replica name or address {value:?} is not safe to put in --kill-cmd"
-            ));
-        }
+    let Some(address) = victim.address else {
+        return Err(AnalyzeError::Usage(format!(
+            "replica {} has no address now (it is respawning); try again",
+            victim.name
+        )));
+    };
+    // The name goes into a shell command: accept only what names are made of, so a
+    // daemon's answer cannot inject shell syntax (an address is typed, so inert).
+    if victim.name.is_empty() || !victim.name.chars().all(shell_inert) {
+        return Err(AnalyzeError::Usage(format!(
+            "replica name {:?} is not safe to put in --kill-cmd",
+            victim.name
+        )));
     }
     let command = plan
         .kill_cmd
         .replace("{replica}", &victim.name)
-        .replace("{address}", &victim.address)
-        .replace("{port}", port);
+        .replace("{address}", &address.to_string())
+        .replace("{port}", &address.port().to_string());
 
     let start = Instant::now();
     let end = start + Duration::from_secs(u64::from(plan.seconds));
@@ -170,11 +175,11 @@ pub fn run(plan: &Plan) -> Result<Measured, String> {
     if matches!(&killed, Ok(out) if out.status.success()) {
         while Instant::now() < end {
             let now = start.elapsed().as_secs_f64();
-            let replaced = status(&agent, &url).ok().and_then(|replicas| {
+            let replaced = status(&client, &url).ok().and_then(|replicas| {
                 replicas
                     .into_iter()
                     .find(|r| r.name == victim.name)
-                    .filter(|r| r.respawns > victim.respawns && r.state == "up")
+                    .filter(|r| r.respawns > victim.respawns && r.state == ReplicaState::Up)
             });
             if replaced.is_some() {
                 back_at = Some(now);
@@ -185,22 +190,18 @@ pub fn run(plan: &Plan) -> Result<Measured, String> {
     }
     let mut results = Vec::new();
     for worker in workers {
-        results.extend(
-            worker
-                .join()
-                .map_err(|_| "a load worker panicked".to_string())?,
-        );
+        results.extend(worker.join().map_err(|_| AnalyzeError::WorkerPanicked)?);
     }
     match killed {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
-            return Err(format!(
-                "the kill command `{command}` exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(AnalyzeError::KillFailed {
+                command,
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
-        Err(e) => return Err(format!("cannot run the kill command `{command}`: {e}")),
+        Err(source) => return Err(AnalyzeError::KillNotRun { command, source }),
     }
     Ok(measured(
         plan,

@@ -15,6 +15,7 @@
 //! builds them.
 
 pub mod chart;
+pub mod error;
 pub mod failover;
 pub mod sample;
 pub mod scaled;
@@ -26,6 +27,7 @@ use lb_core::HashAlgorithm;
 use crate::args::{AnalyzeArgs, Chart};
 use crate::client::AdminClient;
 use chart::{Bars, Panels, Spread};
+pub use error::AnalyzeError;
 use sample::Counts;
 use scaled::Scaled;
 
@@ -42,7 +44,7 @@ pub fn run(
     url: &str,
     client: &AdminClient,
     args: &AnalyzeArgs,
-) -> Result<(Vec<PathBuf>, String), String> {
+) -> Result<(Vec<PathBuf>, String), AnalyzeError> {
     let url = url.trim_end_matches('/');
     match &args.chart {
         Chart::Distribution {
@@ -85,7 +87,9 @@ pub fn run(
             offline,
         } => {
             if *from == 0 || from > to {
-                return Err("--from must be at least 1 and at most --to".into());
+                return Err(AnalyzeError::Usage(
+                    "--from must be at least 1 and at most --to".into(),
+                ));
             }
             check(*to, *requests)?;
             let mut points = Vec::new();
@@ -165,7 +169,7 @@ pub fn run(
                     let ring = sample::ring(hash, *replicas)?;
                     Ok((hash.name().to_string(), sample::offline(&ring, *requests)))
                 })
-                .collect::<Result<_, String>>()?
+                .collect::<Result<_, AnalyzeError>>()?
             } else {
                 let targets = if daemons.is_empty() {
                     vec![(daemon_status(url)?.hash, url.to_string())]
@@ -181,7 +185,7 @@ pub fn run(
                         let counts = sample::online(&target, *requests)?;
                         Ok((name, padded_with(counts, &daemon_status(&target)?.replicas)))
                     })
-                    .collect::<Result<_, String>>()?
+                    .collect::<Result<_, AnalyzeError>>()?
             };
             let mut panels = Vec::new();
             let mut costs = Vec::new();
@@ -221,23 +225,29 @@ pub fn run(
     }
 }
 
-fn check(replicas: usize, requests: u64) -> Result<(), String> {
+fn check(replicas: usize, requests: u64) -> Result<(), AnalyzeError> {
     if !(1..=MAX_REPLICAS).contains(&replicas) {
-        return Err(format!("use 1 to {MAX_REPLICAS} replicas, not {replicas}"));
+        return Err(AnalyzeError::Usage(format!(
+            "use 1 to {MAX_REPLICAS} replicas, not {replicas}"
+        )));
     }
     if !(1..=MAX_REQUESTS).contains(&requests) {
-        return Err(format!("use 1 to {MAX_REQUESTS} requests, not {requests}"));
+        return Err(AnalyzeError::Usage(format!(
+            "use 1 to {MAX_REQUESTS} requests, not {requests}"
+        )));
     }
     Ok(())
 }
 
 /// `NAME=URL`.
-fn parse_daemon(spec: &str) -> Result<(String, String), String> {
+fn parse_daemon(spec: &str) -> Result<(String, String), AnalyzeError> {
     match spec.split_once('=') {
         Some((name, url)) if !name.is_empty() && url.starts_with("http") => {
             Ok((name.to_string(), url.trim_end_matches('/').to_string()))
         }
-        _ => Err(format!("--daemon {spec:?}: expected NAME=http://host:port")),
+        _ => Err(AnalyzeError::Usage(format!(
+            "--daemon {spec:?}: expected NAME=http://host:port"
+        ))),
     }
 }
 
@@ -249,28 +259,16 @@ struct DaemonStatus {
     replicas: Vec<String>,
 }
 
-fn daemon_status(url: &str) -> Result<DaemonStatus, String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(10))
-        .build();
-    let body: serde_json::Value = agent
-        .get(&format!("{url}/status"))
-        .call()
-        .map_err(|e| format!("GET {url}/status: {e}"))?
-        .into_json()
-        .map_err(|e| format!("GET {url}/status: {e}"))?;
-    let message = &body["message"];
-    let replicas = message["replicas"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|r| r["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+fn daemon_status(url: &str) -> Result<DaemonStatus, AnalyzeError> {
+    let document = AdminClient::new(url, std::time::Duration::from_secs(10))
+        .status()
+        .map_err(|source| AnalyzeError::Daemon {
+            call: format!("GET {url}/status"),
+            source,
+        })?;
     Ok(DaemonStatus {
-        hash: message["hash"].as_str().unwrap_or("unknown").to_string(),
-        replicas,
+        hash: document.hash,
+        replicas: document.replicas.into_iter().map(|r| r.name).collect(),
     })
 }
 

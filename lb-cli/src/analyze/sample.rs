@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use lb_core::{DEFAULT_POINTS_PER_WEIGHT, HashAlgorithm, HashRing, NodeId};
 
+use super::AnalyzeError;
 use crate::args::BenchArgs;
 use crate::bench;
 
@@ -20,15 +21,18 @@ const SEED: u64 = 0x1b_c0de;
 ///
 /// # Errors
 /// `n` of 0 or above lb-core's limits.
-pub fn ring(hash: HashAlgorithm, n: usize) -> Result<HashRing<HashAlgorithm>, String> {
+pub fn ring(hash: HashAlgorithm, n: usize) -> Result<HashRing<HashAlgorithm>, AnalyzeError> {
     if n == 0 || n > 1024 {
-        return Err(format!("{n} replicas: use 1 to 1024"));
+        return Err(AnalyzeError::Usage(format!("{n} replicas: use 1 to 1024")));
     }
     let nodes = (1..=n)
         .map(|i| NodeId::new(format!("server{i}")).map(|id| (id, 1)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    HashRing::from_nodes(hash, DEFAULT_POINTS_PER_WEIGHT, nodes).map_err(|e| e.to_string())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HashRing::from_nodes(
+        hash,
+        DEFAULT_POINTS_PER_WEIGHT,
+        nodes,
+    )?)
 }
 
 /// `requests` random keys (the ones `lbctl bench --keys random` sends) looked up on
@@ -76,7 +80,7 @@ pub fn lookup_ns(ring: &HashRing<HashAlgorithm>) -> f64 {
 ///
 /// # Errors
 /// When fewer than 99 % of the requests were answered with 2xx.
-pub fn online(url: &str, requests: u64) -> Result<Counts, String> {
+pub fn online(url: &str, requests: u64) -> Result<Counts, AnalyzeError> {
     let args = BenchArgs {
         mode: "avalanche".into(),
         connections: 4,
@@ -89,10 +93,13 @@ pub fn online(url: &str, requests: u64) -> Result<Counts, String> {
     };
     let report = bench::run(url, &args)?;
     if report.ok * 100 < requests * 99 {
-        return Err(format!(
-            "only {} of {requests} requests to {url} succeeded ({} non-2xx, {} socket errors)",
-            report.ok, report.non_2xx, report.socket_errors
-        ));
+        return Err(AnalyzeError::TooFewAnswers {
+            url: url.to_string(),
+            requests,
+            ok: report.ok,
+            non_2xx: report.non_2xx,
+            socket_errors: report.socket_errors,
+        });
     }
     Ok(sorted(report.per_replica.into_iter().collect()))
 }

@@ -1,6 +1,7 @@
 //! Changing the daemon's replica count for an online analysis, and putting it back.
 
-use crate::client::AdminClient;
+use super::AnalyzeError;
+use crate::client::{AdminClient, ClientError};
 
 /// The daemon's replicas as they were before an analysis scaled them: [`Scaled::to`]
 /// changes the count, [`Scaled::restore`] (or drop, as a fallback) puts the same names
@@ -23,8 +24,8 @@ impl<'a> Scaled<'a> {
     ///
     /// # Errors
     /// The daemon cannot be asked.
-    pub fn new(client: &'a AdminClient) -> Result<Self, String> {
-        let original = client.replicas().map_err(|e| e.to_string())?.names;
+    pub fn new(client: &'a AdminClient) -> Result<Self, AnalyzeError> {
+        let original = client.replicas().map_err(daemon("GET /rep"))?.names;
         Ok(Self {
             client,
             original,
@@ -32,23 +33,23 @@ impl<'a> Scaled<'a> {
         })
     }
 
-    fn names(&self) -> Result<Vec<String>, String> {
-        Ok(self.client.replicas().map_err(|e| e.to_string())?.names)
+    fn names(&self) -> Result<Vec<String>, AnalyzeError> {
+        Ok(self.client.replicas().map_err(daemon("GET /rep"))?.names)
     }
 
     /// Adds or removes replicas until there are `n`.
     ///
     /// # Errors
     /// The daemon refused (`admin.max_per_call`, a token) or cannot be reached.
-    pub fn to(&mut self, n: usize) -> Result<(), String> {
+    pub fn to(&mut self, n: usize) -> Result<(), AnalyzeError> {
         self.restored = false;
         let have = self.names()?;
         if n > have.len() {
             return self
                 .client
-                .add((n - have.len()) as u64, &[])
+                .add(n - have.len(), &[])
                 .map(|_| ())
-                .map_err(|e| e.to_string());
+                .map_err(daemon("POST /add"));
         }
         let surplus = have.len() - n;
         if surplus == 0 {
@@ -63,9 +64,9 @@ impl<'a> Scaled<'a> {
             .cloned()
             .collect();
         self.client
-            .remove(victims.len() as u64, &victims)
+            .remove(victims.len(), &victims)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(daemon("DELETE /rm"))
     }
 
     /// Puts the original replicas back: removes the ones the analysis added, re-adds the
@@ -75,7 +76,7 @@ impl<'a> Scaled<'a> {
     /// # Errors
     /// The daemon refused or cannot be reached, or lists other names afterwards; the
     /// message names what differs.
-    pub fn restore(&mut self) -> Result<(), String> {
+    pub fn restore(&mut self) -> Result<(), AnalyzeError> {
         let have = self.names()?;
         let extra: Vec<String> = have
             .iter()
@@ -88,33 +89,40 @@ impl<'a> Scaled<'a> {
             .filter(|name| !have.contains(name))
             .cloned()
             .collect();
-        let failed = |e: crate::client::ClientError| {
-            format!(
-                "could not put the daemon back to its {} replicas: {e}",
-                self.original.len()
-            )
+        let want = self.original.len();
+        let failed = |call: &'static str| {
+            move |source| AnalyzeError::NotRestored {
+                want,
+                reason: Box::new(daemon(call)(source)),
+            }
         };
         if !extra.is_empty() {
             self.client
-                .remove(extra.len() as u64, &extra)
-                .map_err(failed)?;
+                .remove(extra.len(), &extra)
+                .map_err(failed("DELETE /rm"))?;
         }
         if !missing.is_empty() {
             self.client
-                .add(missing.len() as u64, &missing)
-                .map_err(failed)?;
+                .add(missing.len(), &missing)
+                .map_err(failed("POST /add"))?;
         }
         let mut now = self.names()?;
         let mut want = self.original.clone();
         now.sort();
         want.sort();
         if now != want {
-            return Err(format!(
-                "after restoring, the daemon lists {now:?}, not the original {want:?}"
-            ));
+            return Err(AnalyzeError::OtherReplicas { now, want });
         }
         self.restored = true;
         Ok(())
+    }
+}
+
+/// The error of admin call `call` (`"GET /rep"`, ...).
+fn daemon(call: &'static str) -> impl Fn(ClientError) -> AnalyzeError {
+    move |source| AnalyzeError::Daemon {
+        call: call.to_string(),
+        source,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Key distributions for `lbctl bench`: `random`, `fixed:K`, `zipf:S`.
 
+use super::BenchError;
+
 /// Keys drawn from a zipf distribution live in a population of this many.
 pub const POPULATION: usize = 10_000;
 
@@ -16,24 +18,27 @@ pub enum Keys {
 }
 
 impl std::str::FromStr for Keys {
-    type Err = String;
+    type Err = BenchError;
 
     /// Parses `random`, `fixed:K` (K a valid header value) or `zipf:S` (S in (0, 10]).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, BenchError> {
         match s.split_once(':') {
             None if s == "random" => Ok(Keys::Random),
             Some(("fixed", key)) if !key.is_empty() => {
                 // It travels in a header: refuse what a header cannot carry, here, once.
-                hyper::header::HeaderValue::from_str(key)
-                    .map_err(|_| format!("fixed key {key:?} cannot be sent in a header"))?;
+                hyper::header::HeaderValue::from_str(key).map_err(|_| {
+                    BenchError::Usage(format!("fixed key {key:?} cannot be sent in a header"))
+                })?;
                 Ok(Keys::Fixed(key.to_string()))
             }
             Some(("zipf", exponent)) => {
-                let s: f64 = exponent
-                    .parse()
-                    .map_err(|_| format!("zipf exponent {exponent:?} is not a number"))?;
+                let s: f64 = exponent.parse().map_err(|_| {
+                    BenchError::Usage(format!("zipf exponent {exponent:?} is not a number"))
+                })?;
                 if !(s.is_finite() && s > 0.0 && s <= 10.0) {
-                    return Err(format!("zipf exponent {s} must be in (0, 10]"));
+                    return Err(BenchError::Usage(format!(
+                        "zipf exponent {s} must be in (0, 10]"
+                    )));
                 }
                 let mut total = 0.0;
                 let cdf = (0..POPULATION)
@@ -44,7 +49,9 @@ impl std::str::FromStr for Keys {
                     .collect::<Vec<f64>>();
                 Ok(Keys::Zipf(cdf.into_iter().map(|c| c / total).collect()))
             }
-            _ => Err(format!("{s:?}: expected random, fixed:K or zipf:S")),
+            _ => Err(BenchError::Usage(format!(
+                "{s:?}: expected random, fixed:K or zipf:S"
+            ))),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! Every request is `GET <path>` with a key in `x-lb-key`; the replica comes from the
 //! daemon's `X-LB-Replica` header.
 
+pub mod error;
 pub mod keys;
 pub mod stats;
 pub mod worker;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::args::BenchArgs;
+pub use error::BenchError;
 use keys::Keys;
 use stats::{Latencies, Summary};
 
@@ -62,21 +64,28 @@ pub struct Tally {
 ///
 /// # Errors
 /// A one-line reason for bad options.
-pub fn run(base: &str, args: &BenchArgs) -> Result<Report, String> {
+pub fn run(base: &str, args: &BenchArgs) -> Result<Report, BenchError> {
     let keys: Keys = args.keys.parse()?;
     let tsunami = match args.mode.as_str() {
         "avalanche" => false,
         "tsunami" => true,
-        other => return Err(format!("--mode {other:?}: expected avalanche or tsunami")),
+        other => {
+            return Err(BenchError::Usage(format!(
+                "--mode {other:?}: expected avalanche or tsunami"
+            )));
+        }
     };
     if args.connections == 0 || args.connections > 1024 {
-        return Err("-c must be between 1 and 1024".into());
+        return Err(BenchError::Usage("-c must be between 1 and 1024".into()));
     }
     if !args.path.starts_with('/') || args.path.parse::<hyper::Uri>().is_err() {
-        return Err(format!("--path {:?} must be a path like /home", args.path));
+        return Err(BenchError::Usage(format!(
+            "--path {:?} must be a path like /home",
+            args.path
+        )));
     }
     if tsunami && args.interval.is_zero() {
-        return Err("--interval must be above 0".into());
+        return Err(BenchError::Usage("--interval must be above 0".into()));
     }
     let duration = match (args.requests, args.duration) {
         (None, None) => Some(Duration::from_secs(10)),
@@ -111,9 +120,7 @@ pub fn run(base: &str, args: &BenchArgs) -> Result<Report, String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     for worker in workers {
-        let tally = worker
-            .join()
-            .map_err(|_| "a bench worker panicked".to_string())??;
+        let tally = worker.join().map_err(|_| BenchError::WorkerPanicked)??;
         total.ok += tally.ok;
         total.non_2xx += tally.non_2xx;
         total.errors += tally.errors;

@@ -20,8 +20,8 @@ use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::Tally;
 use super::keys::Keys;
+use super::{BenchError, Tally};
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -51,16 +51,18 @@ pub struct Plan {
 ///
 /// # Errors
 /// Not an `http://` URL with a host.
-pub fn authority(base: &str) -> Result<String, String> {
+pub fn authority(base: &str) -> Result<String, BenchError> {
     let uri: Uri = base
         .parse()
-        .map_err(|e| format!("--url {base:?} is not a URL: {e}"))?;
+        .map_err(|e| BenchError::Usage(format!("--url {base:?} is not a URL: {e}")))?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!("--url {base:?}: bench speaks plain http:// only"));
+        return Err(BenchError::Usage(format!(
+            "--url {base:?}: bench speaks plain http:// only"
+        )));
     }
     let authority = uri
         .authority()
-        .ok_or_else(|| format!("--url {base:?} has no host"))?;
+        .ok_or_else(|| BenchError::Usage(format!("--url {base:?} has no host")))?;
     Ok(match authority.port_u16() {
         Some(_) => authority.to_string(),
         None => format!("{authority}:80"),
@@ -71,11 +73,11 @@ pub fn authority(base: &str) -> Result<String, String> {
 ///
 /// # Errors
 /// Its tokio runtime could not be built (out of file descriptors, for one).
-pub fn run(w: usize, plan: Arc<Plan>) -> Result<Tally, String> {
+pub fn run(w: usize, plan: Arc<Plan>) -> Result<Tally, BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("bench worker {w}: no tokio runtime: {e}"))?;
+        .map_err(|source| BenchError::Runtime { worker: w, source })?;
     Ok(runtime.block_on(drive(w, plan)))
 }
 
@@ -212,7 +214,12 @@ mod tests {
             "127.0.0.1:5000"
         );
         assert_eq!(authority("http://localhost/").unwrap(), "localhost:80");
-        assert!(authority("https://x:1").unwrap_err().contains("plain http"));
+        assert!(
+            authority("https://x:1")
+                .unwrap_err()
+                .to_string()
+                .contains("plain http")
+        );
         assert!(authority("not a url").is_err());
     }
 }

@@ -411,8 +411,9 @@ impl Config {
             .unwrap_or_else(|| vec!["header:x-lb-key".into()])
             .iter()
             .map(|s| {
-                s.parse()
-                    .map_err(|reason: String| invalid("key", s, reason))
+                s.parse().map_err(|reason: crate::key::KeySourceError| {
+                    invalid("key", s, reason.to_string())
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let admin_listen: Option<SocketAddr> = match &file.admin.listen {

@@ -1,0 +1,81 @@
+//! `GET /status`: the daemon's state as one document, for the dashboard page, for
+//! `lbctl analyze` and for scripts. It is the `message` of a success answer:
+//!
+//! ```json
+//! {"hash":"xxh3","points_per_weight":160,"requests":{"total":1200,"unrouted":0},
+//!  "replicas":[{"name":"server1","address":"127.0.0.1:40111","state":"up",
+//!    "uptime_ms":5300,"state_ms":5300,"respawns":0,"in_flight":0,"requests":401,
+//!    "ring_share":0.334}],
+//!  "uptime_ms":5321}
+//! ```
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The `/status` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusDocument {
+    /// The ring's hash function: `xxh3`, `sha256`, `md5` or `nginx`.
+    pub hash: String,
+    /// Points (virtual nodes) per unit of weight on the ring.
+    pub points_per_weight: u32,
+    /// Proxied requests since the daemon started.
+    pub requests: RequestCounts,
+    /// Every replica, in the order added.
+    pub replicas: Vec<ReplicaStatus>,
+    /// Milliseconds since the daemon started.
+    pub uptime_ms: u64,
+}
+
+/// Request counters of the whole daemon, the same numbers as `lb_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCounts {
+    /// Responses given to proxied requests, every status class.
+    pub total: u64,
+    /// Requests no replica answered (no healthy replica, or every try failed).
+    pub unrouted: u64,
+}
+
+/// Where a replica stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    /// In rotation.
+    Up,
+    /// Failed `fall` heartbeats in a row; respawn pending on runtimes that respawn.
+    Down,
+    /// A new instance is being started in place of a failed one.
+    Respawning,
+    /// Out of rotation after `max_fails` failed requests, until a heartbeat passes;
+    /// never respawned for it.
+    Ejected,
+}
+
+/// One replica of the `/status` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaStatus {
+    /// Hostname.
+    pub name: String,
+    /// `ip:port` of the running instance; `None` while respawning (the old instance is
+    /// gone and the new one has no address yet).
+    pub address: Option<SocketAddr>,
+    /// Where it stands.
+    pub state: ReplicaState,
+    /// Milliseconds since the current instance started; 0 while respawning.
+    pub uptime_ms: u64,
+    /// Milliseconds since `state` last changed.
+    pub state_ms: u64,
+    /// Times it was respawned since it was added.
+    pub respawns: u64,
+    /// Requests being proxied to it now.
+    pub in_flight: usize,
+    /// Proxied responses it gave since the daemon started, every status class.
+    pub requests: u64,
+    /// Its exact fraction of the hash space (0–1): its expected share of uniformly
+    /// random keys.
+    pub ring_share: f64,
+}
