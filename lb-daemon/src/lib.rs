@@ -14,38 +14,30 @@
 //! ```
 //!
 //! # Layout
-//! - `data_plane`: the request path: per-core workers with their own listeners,
-//!   client connections, upstream pools, the forward and its accounting.
-//! - `config`: TOML → validated [`config::Config`].
-//! - `key`: which bytes of a request are hashed.
-//! - `pool`: membership, health, respawn; publishes `snapshot`s.
-//! - `snapshot`: the immutable routing view requests read without locks.
-//! - `admin`: `/add`, `/rm`, `/rep`; `server`: the admin listener and [`server::App`].
-//! - `metrics`: Prometheus metrics on `/metrics`. `status`: the JSON of `/status`;
-//!   `dashboard`: the live page on `/dashboard` that polls it.
-//! - `prober`: heartbeats. `runtime`: how replicas are started (child processes).
-//! - `reply`: response shapes. `state`: the state file that lets the replica set
-//!   survive restarts.
+//! Two planes, and what they share; `ARCHITECTURE.md` at the repository root is the map.
+//! - [`data_plane`]: the request path. Per-core workers with their own listeners,
+//!   client connections (the lean HTTP/1 path in `data_plane::h1`, hyper for the
+//!   rest), the request key, the routing snapshot they read, the forward with its
+//!   retries and fault attribution, per-worker upstream pools.
+//! - [`control_plane`]: what changes the replica set. The admin API and its listener,
+//!   the replica pool (membership, health from probes and passive outcomes, respawn),
+//!   the prober, the state file; it alone publishes routing snapshots.
+//! - [`runtime`]: how replicas run: child processes, Docker containers, or addresses
+//!   someone else manages.
+//! - [`config`]: TOML → validated [`config::Config`].
+//! - [`observe`]: what an operator sees: Prometheus metrics on `/metrics`, the JSON of
+//!   `/status`, the live `/dashboard` page.
 //!
 //! [`run`] runs the control plane (admin API, prober, runtime) on the caller's tokio
 //! runtime and starts `workers` data-plane threads of their own.
 
 #![deny(missing_docs)]
 
-pub mod admin;
 pub mod config;
-pub mod dashboard;
+pub mod control_plane;
 pub mod data_plane;
-pub mod key;
-pub mod metrics;
-pub mod pool;
-pub mod prober;
-pub mod reply;
+pub mod observe;
 pub mod runtime;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod status;
 
 use std::sync::Arc;
 
@@ -56,20 +48,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Runtime};
+use crate::control_plane::admin_listener::App;
+use crate::control_plane::pool::{AdminError, PoolSettings, ReplicaPool};
+use crate::control_plane::state_file::{StateError, StateFile};
 use crate::data_plane::accounting::RetryBudget;
 use crate::data_plane::connection::ConnectionLimits;
 use crate::data_plane::forward::{Forwarder, ProxySettings};
 use crate::data_plane::upstream_pool::{PoolLimits, UpstreamPool};
 use crate::data_plane::worker::{AdminRoute, ProxyHandler, WorkerSettings};
 use crate::data_plane::{Workers, listener};
-use crate::metrics::Metrics;
-use crate::pool::{AdminError, PoolSettings, ReplicaPool};
+use crate::observe::metrics::Metrics;
 use crate::runtime::ReplicaRuntime;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
-use crate::server::App;
-use crate::state::{StateError, StateFile};
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +181,7 @@ pub async fn run_with_reloads(
         .await
         .map_err(DaemonError::Boot)?;
     let heartbeat = Arc::new(ArcSwap::from_pointee(config.heartbeat.clone()));
-    let prober = tokio::spawn(prober::run(
+    let prober = tokio::spawn(control_plane::prober::run(
         Arc::clone(&pool),
         Arc::clone(&heartbeat),
         shutdown.clone(),
@@ -220,7 +212,7 @@ pub async fn run_with_reloads(
                 .local_addr()
                 .map_err(|source| DaemonError::AdminListen { addr, source })?;
             tracing::info!(addr = %bound, "admin API listening");
-            Some(tokio::spawn(server::serve_admin(
+            Some(tokio::spawn(control_plane::admin_listener::serve_admin(
                 admin_listener,
                 app.clone(),
                 shutdown.clone(),
@@ -247,7 +239,7 @@ pub async fn run_with_reloads(
             forwarder: Forwarder {
                 upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
                 lean_upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
-                replicas: Arc::clone(&pool),
+                replicas: pool.routing_view(),
                 settings: Arc::clone(&settings),
                 retry_budget: Arc::clone(&retry_budget),
                 metrics: Arc::clone(&metrics),

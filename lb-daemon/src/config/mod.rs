@@ -73,7 +73,7 @@ use std::time::Duration;
 use lb_core::{HashAlgorithm, HealthConfig};
 use serde::Deserialize;
 
-use crate::key::KeySource;
+use crate::data_plane::key::KeySource;
 
 mod runtime;
 
@@ -411,9 +411,10 @@ impl Config {
             .unwrap_or_else(|| vec!["header:x-lb-key".into()])
             .iter()
             .map(|s| {
-                s.parse().map_err(|reason: crate::key::KeySourceError| {
-                    invalid("key", s, reason.to_string())
-                })
+                s.parse()
+                    .map_err(|reason: crate::data_plane::key::KeySourceError| {
+                        invalid("key", s, reason.to_string())
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let admin_listen: Option<SocketAddr> = match &file.admin.listen {

@@ -23,7 +23,7 @@ use crate::runtime::InstanceId;
 
 /// A body whose frames are bytes known in full (`Fixed`; `None` once sent or when
 /// empty) or another body's frames streamed through (`Streamed`). Both legs use it:
-/// [`UpstreamBody`] towards the replica, [`reply::Body`](crate::reply::Body) towards
+/// [`UpstreamBody`] towards the replica, [`reply::Body`](crate::data_plane::reply::Body) towards
 /// the client. An enum rather than a boxed trait object, so neither costs an
 /// allocation per request.
 #[derive(Debug)]

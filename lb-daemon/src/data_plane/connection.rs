@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::reply::Body;
+use crate::data_plane::reply::Body;
 
 /// After a graceful close starts on an idle connection, how long it may take.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);

@@ -27,18 +27,18 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use lb_core::NodeId;
 
+use crate::control_plane::pool::RoutingView;
 use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::h1::RawConnection;
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::hyper_connection::HyperConnection;
+use crate::data_plane::key::{HyperRequest, KeySource, request_key};
+use crate::data_plane::reply::{Body, failure};
+use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
-use crate::key::{HyperRequest, KeySource, request_key};
-use crate::metrics::{FailureKind, Metrics, ReplicaMetrics, StageTimers};
-use crate::pool::ReplicaPool;
-use crate::reply::{Body, failure};
-use crate::snapshot::Upstream;
+use crate::observe::metrics::{FailureKind, Metrics, ReplicaMetrics, StageTimers};
 
 /// Header naming the replica that served a proxied response (for users; the daemon
 /// itself reads [`Forwarded`]).
@@ -107,7 +107,7 @@ pub struct Forwarder {
     /// This worker's upstream connections for the lean HTTP/1 path.
     pub lean_upstreams: Arc<UpstreamPool<RawConnection>>,
     /// Membership and health, for the routing snapshot and passive outcomes.
-    pub replicas: Arc<ReplicaPool>,
+    pub replicas: RoutingView,
     /// Reloadable settings.
     pub settings: Arc<ArcSwap<ProxySettings>>,
     /// Memory budget of bodies held for retries.

@@ -3,10 +3,12 @@
 //! `workers` OS threads, each a current-thread tokio runtime with its own
 //! `SO_REUSEPORT` listener ([`listener`]), its own client connections
 //! ([`connection`]), its own keep-alive pool per replica ([`upstream_pool`]) and its
-//! own latency histogram ([`worker`]). A request is keyed, routed on the routing
-//! snapshot loaded with arc-swap, and forwarded with retries and fault attribution
+//! own latency histogram ([`worker`]). A request is keyed ([`key`]), routed on the
+//! routing [`snapshot`] loaded with arc-swap, and forwarded with retries and fault attribution
 //! ([`forward`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
-//! and counts ([`accounting`]) each have their module.
+//! and counts ([`accounting`]) each have their module; [`reply`] holds the response
+//! bodies and the answer shapes the daemon writes itself. Common HTTP/1.1 requests take
+//! the lean path ([`h1`]); hyper serves the rest.
 //!
 //! The request path takes no lock of the control plane: it reads the snapshot the
 //! control plane publishes, and reports passive outcomes only when a try failed (or
@@ -19,7 +21,10 @@ pub mod forward;
 pub mod h1;
 pub mod headers;
 pub mod hyper_connection;
+pub mod key;
 pub mod listener;
+pub mod reply;
+pub mod snapshot;
 pub mod tunnel;
 pub mod upstream_pool;
 pub mod worker;

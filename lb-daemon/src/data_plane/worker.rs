@@ -20,13 +20,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::control_plane::admin_listener::App;
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::forward::Forwarder;
 use crate::data_plane::h1;
-use crate::metrics::{Metrics, StageTimers};
-use crate::reply::{Body, failure};
-use crate::server::App;
+use crate::data_plane::reply::{Body, failure};
+use crate::observe::metrics::{Metrics, StageTimers};
 
 /// How often a worker closes idle upstream connections that aged out or whose
 /// replica incarnation left the snapshot.

@@ -21,10 +21,10 @@ use crate::data_plane::forward::{
 use crate::data_plane::h1::raw_connection::RawConnection;
 use crate::data_plane::h1::response::{self, BadChunk, Chunked, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
+use crate::data_plane::reply::Body;
+use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::upstream_pool::ConnectError;
-use crate::metrics::StageTimers;
-use crate::reply::Body;
-use crate::snapshot::Upstream;
+use crate::observe::metrics::StageTimers;
 
 /// Largest response head taken from a replica, bytes (hyper's client reads up to
 /// about 400 KiB; 64 KiB is HAProxy's largest `tune.bufsize` in common use).

@@ -14,13 +14,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin;
-use crate::dashboard;
+use crate::control_plane::admin_api;
+use crate::control_plane::pool::ReplicaPool;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
-use crate::metrics::{AdminLabels, Metrics};
-use crate::pool::ReplicaPool;
-use crate::reply::{Body, failure, full};
-use crate::status;
+use crate::data_plane::reply::{Body, failure, full};
+use crate::observe::dashboard;
+use crate::observe::metrics::{AdminLabels, Metrics};
+use crate::observe::status;
 
 /// What admin and observation requests need.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ impl App {
     /// Whether `path` is answered by [`App::handle`] rather than proxied:
     /// `/rep`, `/add`, `/rm`, `/metrics`, `/status`, `/dashboard`.
     pub fn serves(path: &str) -> bool {
-        admin::is_admin_path(path) || is_observation_path(path)
+        admin_api::is_admin_path(path) || is_observation_path(path)
     }
 
     /// Answers an admin or observation request, counting it in `lb_admin_calls_total`.
@@ -50,7 +50,7 @@ impl App {
         let response = if is_observation_path(&path) {
             self.observe(&path, req.method())
         } else {
-            admin::handle(
+            admin_api::handle(
                 &self.pool,
                 req,
                 self.max_body_bytes,

@@ -41,8 +41,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use lb_api::{ChangeError, ChangeRequest, ReplicaList};
 use lb_core::NodeId;
 
-use crate::pool::{AdminError, ReplicaPool};
-use crate::reply::{Body, failure, success};
+use crate::control_plane::pool::{AdminError, ReplicaPool};
+use crate::data_plane::reply::{Body, failure, success};
 
 /// Whether `path` is served by the admin API rather than proxied.
 pub fn is_admin_path(path: &str) -> bool {

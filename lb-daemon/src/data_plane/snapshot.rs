@@ -1,6 +1,6 @@
 //! The routing snapshot: ring plus each replica's address and health, immutable once
 //! published. Requests load the current one with `arc-swap` and never take a lock;
-//! the [`ReplicaPool`](crate::pool::ReplicaPool) builds a new one on every change.
+//! the control plane's replica pool builds a new one on every change.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize};
 use hyper::header::HeaderValue;
 use lb_core::{HashAlgorithm, HashRing, NodeId};
 
-use crate::metrics::ReplicaMetrics;
+use crate::observe::metrics::ReplicaMetrics;
 use crate::runtime::InstanceId;
 
 /// A replica as the proxy sees it.
@@ -88,7 +88,7 @@ mod tests {
             inflight: Arc::new(AtomicUsize::new(0)),
             passive_fails: Arc::new(AtomicU32::new(0)),
             name_header: HeaderValue::from_static("x"),
-            metrics: crate::metrics::Metrics::new().replica("x"),
+            metrics: crate::observe::metrics::Metrics::new().replica("x"),
         };
         let mut snap = Snapshot::empty(ring);
         snap.upstreams

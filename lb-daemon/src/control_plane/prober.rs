@@ -20,7 +20,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Heartbeat;
-use crate::pool::ReplicaPool;
+use crate::control_plane::pool::ReplicaPool;
 
 /// Probes every replica of `pool` until `shutdown` is cancelled.
 /// `heartbeat` is read at every round, so a config reload (SIGHUP) applies to the

@@ -7,9 +7,9 @@ use std::time::Instant;
 use hyper::{Response, StatusCode};
 use lb_api::{RequestCounts, StatusDocument};
 
-use crate::metrics::Metrics;
-use crate::pool::ReplicaPool;
-use crate::reply::{Body, success};
+use crate::control_plane::pool::ReplicaPool;
+use crate::data_plane::reply::{Body, success};
+use crate::observe::metrics::Metrics;
 
 /// The status document of `pool`, `started` being when the daemon started.
 pub fn document(pool: &ReplicaPool, metrics: &Metrics, started: Instant) -> StatusDocument {

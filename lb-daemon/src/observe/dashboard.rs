@@ -1,6 +1,6 @@
 //! `GET /dashboard`: a live page for operators, served by the admin API. One static HTML
 //! file with inline JS and CSS, embedded in the binary (no build step, nothing fetched
-//! from elsewhere). It polls [`/status`](crate::status) every 1000 ms and shows each
+//! from elsewhere). It polls [`/status`](crate::observe::status) every 1000 ms and shows each
 //! replica's health state, address, uptime, respawn count, in-flight and total requests
 //! and ring share; a bar chart of the share of requests each replica answered since the
 //! previous poll (against its ring share); and buttons that call `/add` and `/rm`,
@@ -10,7 +10,7 @@
 use hyper::Response;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 
-use crate::reply::{Body, full};
+use crate::data_plane::reply::{Body, full};
 
 /// The page's HTML.
 pub const PAGE: &str = include_str!("dashboard.html");

@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
-use crate::snapshot::Snapshot;
+use crate::data_plane::snapshot::Snapshot;
 
 /// `replica`, `class`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

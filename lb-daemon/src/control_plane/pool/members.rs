@@ -1,0 +1,431 @@
+//! The replica set as data: who is a member, in which order they were added, where each
+//! one's running instance is, its health, and the ring built from them. No I/O and no
+//! clock reads (callers pass `now`): the pool runs the replicas, this type keeps the
+//! books, and builds from them the routing snapshot, the status rows and the state file.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lb_api::{ReplicaState, ReplicaStatus};
+use lb_core::{HashAlgorithm, HashRing, HealthConfig, NodeId};
+
+pub(super) use super::member::{Heartbeat, Member};
+use super::{AdminError, MAX_REPLICAS};
+use crate::control_plane::state_file::{SavedReplica, SavedState};
+use crate::data_plane::snapshot::{Snapshot, Upstream};
+use crate::observe::metrics::Metrics;
+use crate::runtime::{Instance, InstanceId};
+
+/// The members, the ring over them, and the next sequence number.
+#[derive(Debug)]
+pub(super) struct Members {
+    by_name: BTreeMap<NodeId, Member>,
+    ring: Arc<HashRing<HashAlgorithm>>,
+    next_seq: u64,
+    health: HealthConfig,
+}
+
+/// A member taken out by `/rm`, still to be drained and stopped.
+pub(super) struct Removed {
+    pub(super) name: NodeId,
+    pub(super) instance: Option<Instance>,
+    pub(super) inflight: Arc<AtomicUsize>,
+}
+
+impl Members {
+    /// No members, on `ring` (empty); new members get `health`'s rise/fall.
+    pub(super) fn new(ring: HashRing<HashAlgorithm>, health: HealthConfig) -> Self {
+        Self {
+            by_name: BTreeMap::new(),
+            ring: Arc::new(ring),
+            next_seq: 0,
+            health,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub(super) fn contains(&self, name: &NodeId) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub(super) fn get_mut(&mut self, name: &NodeId) -> Option<&mut Member> {
+        self.by_name.get_mut(name)
+    }
+
+    /// Members that are out of rotation after passive failures.
+    pub(super) fn ejected(&self) -> usize {
+        self.by_name.values().filter(|m| m.ejected).count()
+    }
+
+    /// The member whose settled instance is `instance`.
+    pub(super) fn running(&self, instance: InstanceId) -> Option<NodeId> {
+        self.by_name
+            .iter()
+            .find(|(_, m)| m.runs(instance))
+            .map(|(name, _)| name.clone())
+    }
+
+    fn in_order(&self) -> Vec<(&NodeId, &Member)> {
+        let mut members: Vec<(&NodeId, &Member)> = self.by_name.iter().collect();
+        members.sort_by_key(|(_, m)| m.seq);
+        members
+    }
+
+    /// Hostnames in the order they were added.
+    pub(super) fn names(&self) -> Vec<NodeId> {
+        self.in_order()
+            .into_iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Replicas to probe: those with a running instance that is not being replaced.
+    pub(super) fn probe_targets(&self) -> Vec<(NodeId, Instance)> {
+        self.by_name
+            .iter()
+            .filter(|(_, m)| !m.respawning)
+            .filter_map(|(name, m)| m.instance.map(|i| (name.clone(), i)))
+            .collect()
+    }
+
+    /// Adds a new, Up member around `instance` at the end of the order.
+    pub(super) fn insert(&mut self, name: NodeId, instance: Instance, now: Instant) {
+        if let Err(e) = Arc::make_mut(&mut self.ring).add(name.clone(), 1) {
+            tracing::error!(error = %e, "ring refused a checked name");
+        }
+        let member = Member::new(self.next_seq, instance, self.health, now);
+        self.next_seq += 1;
+        self.by_name.insert(name, member);
+    }
+
+    /// The names `/add` of `n` replicas would start: `names` (checked: at most `n`,
+    /// distinct, not taken), then `serverK` for the smallest unused K.
+    ///
+    /// # Errors
+    /// [`AdminError`] naming the first problem; nothing changes either way.
+    pub(super) fn choose_new(
+        &self,
+        mut names: Vec<NodeId>,
+        n: usize,
+        cap: usize,
+    ) -> Result<Vec<NodeId>, AdminError> {
+        if names.len() > n {
+            return Err(AdminError::TooManyNamesToAdd);
+        }
+        check_n(n, cap)?;
+        if self.len() + n > MAX_REPLICAS {
+            return Err(AdminError::PoolFull { n });
+        }
+        check_distinct(&names)?;
+        if let Some(taken) = names.iter().find(|name| self.contains(name)) {
+            return Err(AdminError::Exists(taken.clone()));
+        }
+        let mut k = 1u64;
+        while names.len() < n {
+            let candidate = format!("server{k}");
+            k += 1;
+            let taken = self.by_name.contains_key(candidate.as_str())
+                || names.iter().any(|x| x.as_str() == candidate);
+            if !taken && let Ok(id) = NodeId::new(candidate) {
+                names.push(id);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Takes the members `/rm` of `n` removes off the ring: those in `names`, then the
+    /// most recently added others.
+    ///
+    /// # Errors
+    /// [`AdminError`] naming the first problem; nothing was removed then.
+    pub(super) fn remove(
+        &mut self,
+        names: Vec<NodeId>,
+        n: usize,
+        cap: usize,
+    ) -> Result<Vec<Removed>, AdminError> {
+        if names.len() > n {
+            return Err(AdminError::TooManyNamesToRemove);
+        }
+        check_n(n, cap)?;
+        check_distinct(&names)?;
+        if let Some(unknown) = names.iter().find(|name| !self.contains(name)) {
+            return Err(AdminError::Unknown(unknown.clone()));
+        }
+        if n > self.len() {
+            return Err(AdminError::NotEnough {
+                n,
+                have: self.len(),
+            });
+        }
+        let mut others: Vec<(&NodeId, &Member)> = self
+            .by_name
+            .iter()
+            .filter(|(name, _)| !names.contains(name))
+            .collect();
+        others.sort_by_key(|(_, m)| std::cmp::Reverse(m.seq));
+        let extra: Vec<NodeId> = others
+            .into_iter()
+            .take(n - names.len())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut removed = Vec::with_capacity(n);
+        for name in names.into_iter().chain(extra) {
+            if let Some(member) = self.by_name.remove(&name) {
+                let _ = Arc::make_mut(&mut self.ring).remove(name.as_str());
+                removed.push(Removed {
+                    name,
+                    instance: member.instance,
+                    inflight: member.inflight,
+                });
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Empties the set (shutdown); the instances that were running.
+    pub(super) fn take_all(&mut self) -> Vec<(NodeId, InstanceId)> {
+        let all = std::mem::take(&mut self.by_name);
+        let ring = Arc::make_mut(&mut self.ring);
+        for name in all.keys() {
+            let _ = ring.remove(name.as_str());
+        }
+        all.into_iter()
+            .filter_map(|(name, m)| m.instance.map(|i| (name, i.id)))
+            .collect()
+    }
+
+    /// Puts a respawned `instance` (named `target`: `name` itself, or a fresh name) in
+    /// place of `name`'s old one; false if `name` is no longer being respawned.
+    pub(super) fn replace(
+        &mut self,
+        name: &NodeId,
+        target: &NodeId,
+        instance: Instance,
+        now: Instant,
+    ) -> bool {
+        if !self.by_name.get(name).is_some_and(|m| m.respawning) {
+            return false;
+        }
+        let Some(old) = self.by_name.remove(name) else {
+            return false;
+        };
+        let mut member = Member::new(old.seq, instance, self.health, now);
+        member.backoff = old.backoff;
+        member.respawns = old.respawns + 1;
+        if target != name {
+            let ring = Arc::make_mut(&mut self.ring);
+            let _ = ring.remove(name.as_str());
+            let _ = ring.add(target.clone(), 1);
+        }
+        self.by_name.insert(target.clone(), member);
+        true
+    }
+
+    /// A `Server-xxxx` name (4 hex digits) not in use, as the Python balancer made.
+    pub(super) fn fresh_name(&self) -> NodeId {
+        loop {
+            let candidate = format!("Server-{:04x}", fastrand::u16(..));
+            if !self.by_name.contains_key(candidate.as_str())
+                && let Ok(id) = NodeId::new(candidate)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// Every replica in the order added, as `/status` shows it at `now`, with the
+    /// responses it gave as `requests_of(name)` counts them.
+    pub(super) fn status(
+        &self,
+        now: Instant,
+        requests_of: impl Fn(&str) -> u64,
+    ) -> Vec<ReplicaStatus> {
+        let shares: HashMap<&NodeId, f64> = self
+            .ring
+            .nodes()
+            .iter()
+            .map(|node| node.id())
+            .zip(self.ring.shares())
+            .collect();
+        self.in_order()
+            .into_iter()
+            .map(|(name, m)| ReplicaStatus {
+                name: name.to_string(),
+                address: m.instance.filter(|_| !m.respawning).map(|i| i.addr),
+                state: match (m.respawning, m.health.is_up(), m.ejected) {
+                    (true, _, _) => ReplicaState::Respawning,
+                    (false, true, false) => ReplicaState::Up,
+                    (false, true, true) => ReplicaState::Ejected,
+                    (false, false, _) => ReplicaState::Down,
+                },
+                uptime_ms: if m.respawning {
+                    0
+                } else {
+                    millis(now.duration_since(m.started))
+                },
+                state_ms: millis(now.duration_since(m.health.since())),
+                respawns: m.respawns,
+                in_flight: m.inflight.load(Ordering::Relaxed),
+                requests: requests_of(name.as_str()),
+                ring_share: shares.get(name).copied().unwrap_or(0.0),
+            })
+            .collect()
+    }
+
+    /// The routing view of the members: the ring, and each running instance with
+    /// whether it takes traffic.
+    pub(super) fn snapshot(&self, metrics: &Metrics) -> Snapshot {
+        let upstreams = self
+            .by_name
+            .iter()
+            .filter_map(|(name, m)| {
+                m.instance.map(|i| {
+                    let upstream = Upstream {
+                        addr: i.addr,
+                        up: m.health.is_up() && !m.respawning && !m.ejected,
+                        instance: i.id,
+                        inflight: Arc::clone(&m.inflight),
+                        passive_fails: Arc::clone(&m.passive_fails),
+                        name_header: hyper::header::HeaderValue::from_str(name.as_str())
+                            .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid")),
+                        metrics: metrics.replica(name.as_str()),
+                    };
+                    (name.clone(), upstream)
+                })
+            })
+            .collect();
+        Snapshot {
+            ring: Arc::clone(&self.ring),
+            upstreams,
+        }
+    }
+
+    /// The state file's view of the members, in order; `pid_of` gives an instance's
+    /// process id where the runtime has one.
+    pub(super) fn saved(&self, pid_of: impl Fn(InstanceId) -> Option<u32>) -> SavedState {
+        SavedState {
+            version: crate::control_plane::state_file::VERSION,
+            replicas: self
+                .in_order()
+                .into_iter()
+                .map(|(name, m)| SavedReplica {
+                    name: name.to_string(),
+                    pid: m.instance.and_then(|i| pid_of(i.id)),
+                    address: m.instance.map(|i| i.addr),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn check_n(n: usize, max: usize) -> Result<(), AdminError> {
+    if n > max {
+        return Err(AdminError::OverCap { n, max });
+    }
+    Ok(())
+}
+
+fn check_distinct(names: &[NodeId]) -> Result<(), AdminError> {
+    let mut seen = BTreeSet::new();
+    match names.iter().find(|name| !seen.insert(*name)) {
+        Some(dup) => Err(AdminError::Duplicate(dup.clone())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::super::member::STABLE_AFTER;
+    use super::*;
+
+    fn members(names: &[&str]) -> Members {
+        let ring = HashRing::with_hasher(HashAlgorithm::Xxh3, 160).unwrap();
+        let mut members = Members::new(ring, HealthConfig::default());
+        let now = Instant::now();
+        for (i, name) in names.iter().enumerate() {
+            let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
+            let instance = Instance {
+                id: InstanceId(i as u64 + 1),
+                addr,
+            };
+            members.insert(NodeId::new(*name).unwrap(), instance, now);
+        }
+        members
+    }
+
+    fn ids(names: &[&str]) -> Vec<NodeId> {
+        names.iter().map(|n| NodeId::new(*n).unwrap()).collect()
+    }
+
+    #[test]
+    fn new_names_fill_the_smallest_free_server_numbers() {
+        let set = members(&["server1", "server3", "a"]);
+        assert_eq!(
+            set.choose_new(ids(&["b"]), 3, 10).unwrap(),
+            ids(&["b", "server2", "server4"])
+        );
+        assert!(matches!(
+            set.choose_new(ids(&["a"]), 1, 10),
+            Err(AdminError::Exists(_))
+        ));
+        assert!(matches!(
+            set.choose_new(ids(&["x", "x"]), 2, 10),
+            Err(AdminError::Duplicate(_))
+        ));
+        assert!(matches!(
+            set.choose_new(vec![], 11, 10),
+            Err(AdminError::OverCap { n: 11, max: 10 })
+        ));
+    }
+
+    #[test]
+    fn removal_takes_the_named_then_the_newest_and_refusal_keeps_all() {
+        let mut set = members(&["s1", "s2", "s3", "s4"]);
+        assert!(matches!(
+            set.remove(ids(&["nope"]), 1, 10),
+            Err(AdminError::Unknown(_))
+        ));
+        assert!(matches!(
+            set.remove(vec![], 5, 10),
+            Err(AdminError::NotEnough { n: 5, have: 4 })
+        ));
+        assert_eq!(set.names(), ids(&["s1", "s2", "s3", "s4"]));
+        let removed: Vec<NodeId> = set
+            .remove(ids(&["s2"]), 2, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(removed, ids(&["s2", "s4"]));
+        assert_eq!(set.names(), ids(&["s1", "s3"]));
+        assert_eq!(set.snapshot(&Metrics::default()).ring.nodes().len(), 2);
+    }
+
+    #[test]
+    fn a_young_instance_backs_off_and_a_stable_one_does_not() {
+        let mut set = members(&["s1"]);
+        let name = NodeId::new("s1").unwrap();
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(400));
+        let t0 = Instant::now();
+        let member = set.get_mut(&name).unwrap();
+        assert_eq!(member.down(t0, true, initial, max), Duration::ZERO);
+        member.respawning = false;
+        assert_eq!(member.down(t0, true, initial, max), initial);
+        assert_eq!(member.down(t0, true, initial, max), 2 * initial);
+        assert_eq!(member.down(t0, true, initial, max), max);
+        let later = t0 + STABLE_AFTER + Duration::from_secs(1);
+        assert_eq!(member.down(later, true, initial, max), Duration::ZERO);
+    }
+}
