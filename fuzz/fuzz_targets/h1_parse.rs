@@ -5,8 +5,8 @@
 //! status; the chunked tracker ends within the bytes it was given.
 #![no_main]
 
-use lb_daemon::data_plane::h1::request::{MAX_HEADERS, Parse, parse};
-use lb_daemon::data_plane::h1::response::{self, Chunked, Parsed};
+use lb_daemon::testing::request::{MAX_HEADERS, Parse, parse};
+use lb_daemon::testing::response::{self, Chunked, Parsed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

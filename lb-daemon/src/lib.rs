@@ -15,17 +15,18 @@
 //!
 //! # Layout
 //! Two planes, and what they share; `ARCHITECTURE.md` at the repository root is the map.
-//! - [`data_plane`]: the request path. Per-core workers with their own listeners,
+//! - `data_plane`: the request path. Per-core workers with their own listeners,
 //!   client connections (the lean HTTP/1 path in `data_plane::h1`, hyper for the
 //!   rest), the request key, the routing snapshot they read, the forward with its
 //!   retries and fault attribution, per-worker upstream pools.
-//! - [`control_plane`]: what changes the replica set. The admin API and its listener,
+//! - `control_plane`: what changes the replica set. The admin API and its listener,
 //!   the replica pool (membership, health from probes and passive outcomes, respawn),
 //!   the prober, the state file; it alone publishes routing snapshots.
-//! - [`runtime`]: how replicas run: child processes, Docker containers, or addresses
+//! - `runtime`: how replicas run: child processes, Docker containers, or addresses
 //!   someone else manages.
 //! - [`config`]: TOML → validated [`config::Config`].
-//! - [`observe`]: what an operator sees: Prometheus metrics on `/metrics`, the JSON of
+//! - [`testing`]: what the integration tests and fuzz targets reach below [`run`].
+//! - `observe`: what an operator sees: Prometheus metrics on `/metrics`, the JSON of
 //!   `/status`, the live `/dashboard` page.
 //!
 //! [`run`] runs the control plane (admin API, prober, runtime) on the caller's tokio
@@ -34,10 +35,11 @@
 #![deny(missing_docs)]
 
 pub mod config;
-pub mod control_plane;
-pub mod data_plane;
-pub mod observe;
-pub mod runtime;
+pub(crate) mod control_plane;
+pub(crate) mod data_plane;
+pub(crate) mod observe;
+pub(crate) mod runtime;
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::{HashAlgorithm, HealthConfig, NodeId};
-use lb_daemon::control_plane::pool::{PoolSettings, ReplicaPool};
-use lb_daemon::runtime::fixed::StaticRuntime;
+use lb_daemon::testing::{PoolSettings, ReplicaPool, StaticRuntime};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use lb_daemon::data_plane::h1::request::{MAX_HEADERS, Parse, parse};
+use lb_daemon::testing::request::{MAX_HEADERS, Parse, parse};
 use tokio::io::AsyncWriteExt;
 
 const MAX_HEAD: usize = 8192;

@@ -101,6 +101,7 @@ impl RetryBudget {
     }
 
     /// Bytes reserved now.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

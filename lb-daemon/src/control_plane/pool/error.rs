@@ -22,7 +22,7 @@ pub enum AdminError {
         /// Allowed.
         max: usize,
     },
-    /// The pool would exceed [`MAX_REPLICAS`].
+    /// The pool would exceed `MAX_REPLICAS` (1,024).
     #[error("adding {n} replicas would exceed the limit of {MAX_REPLICAS} replicas")]
     PoolFull {
         /// Asked.

@@ -71,7 +71,7 @@ impl RequestHead<'_> {
     /// The head to send the replica, into `out`: the request line, every field but
     /// the hop-by-hop ones and `X-Forwarded-*`, then `X-Forwarded-For` (earlier
     /// values folded, then `client`) and `X-Forwarded-Proto: http` — what the hyper
-    /// path sends (see [`headers`](crate::data_plane::headers)).
+    /// path sends (see the data plane's `headers` module).
     pub fn write_upstream_head(&self, client: IpAddr, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
