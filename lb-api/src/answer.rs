@@ -38,6 +38,11 @@ pub enum Answer<T> {
     },
 }
 
+/// The daemon refused a call; the message is its reason, with the `<Error> ` prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// Why an answer body is not the admin API's JSON.
 #[derive(Debug, thiserror::Error)]
 #[error("not an admin API answer: {0}")]
@@ -60,14 +65,14 @@ impl<T> Answer<T> {
         }
     }
 
-    /// The result of a success, or the reason of a failure (with its `<Error> ` prefix).
+    /// The result of a success, or the daemon's reason for a failure.
     ///
     /// # Errors
-    /// The failure's message.
-    pub fn into_result(self) -> Result<T, String> {
+    /// [`Refused`] with the failure's message.
+    pub fn into_result(self) -> Result<T, Refused> {
         match self {
             Answer::Success { message, .. } => Ok(message),
-            Answer::Failure { message, .. } => Err(message),
+            Answer::Failure { message, .. } => Err(Refused(message)),
         }
     }
 }
@@ -118,7 +123,7 @@ mod tests {
         let answer: Answer<String> = Answer::from_json(body).unwrap();
         assert_eq!(
             answer.into_result(),
-            Err("<Error> hostname 'x' does not exist".to_string())
+            Err(Refused("<Error> hostname 'x' does not exist".to_string()))
         );
         let answer: Answer<String> = Answer::failure("hostname 'x' does not exist");
         assert_eq!(answer.to_json(), body);

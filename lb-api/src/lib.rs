@@ -35,6 +35,6 @@ pub mod answer;
 pub mod replicas;
 pub mod status;
 
-pub use answer::{Answer, AnswerError, Outcome};
+pub use answer::{Answer, AnswerError, Outcome, Refused};
 pub use replicas::{ChangeError, ChangeRequest, Hostname, ReplicaList};
 pub use status::{ReplicaState, ReplicaStatus, RequestCounts, StatusDocument};

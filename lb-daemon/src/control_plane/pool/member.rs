@@ -42,7 +42,9 @@ pub(super) struct Member {
 pub(super) enum Heartbeat {
     /// Nothing the routing snapshot shows.
     Unchanged,
-    /// Up again, or readmitted after ejection: publish.
+    /// `rise` passes in a row: Up again; publish.
+    Up,
+    /// A passing heartbeat readmitted a member ejected by passive failures; publish.
     Readmitted,
     /// `fall` failures in a row: the member is Down.
     Down,
@@ -79,7 +81,7 @@ impl Member {
         }
         match self.health.observe(outcome, now).map(|t| t.to) {
             Some(Status::Down) => Heartbeat::Down,
-            Some(Status::Up) => Heartbeat::Readmitted,
+            Some(Status::Up) => Heartbeat::Up,
             None if readmit => Heartbeat::Readmitted,
             None => Heartbeat::Unchanged,
         }

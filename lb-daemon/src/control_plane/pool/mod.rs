@@ -335,8 +335,12 @@ impl ReplicaPool {
         }
         match member.heartbeat(outcome, Instant::now()) {
             Heartbeat::Unchanged => {}
-            Heartbeat::Readmitted => {
+            Heartbeat::Up => {
                 tracing::info!(replica = %name, instance = %instance, "replica Up");
+                self.publish(&members);
+            }
+            Heartbeat::Readmitted => {
+                tracing::info!(replica = %name, "ejected replica readmitted: heartbeat passed");
                 self.publish(&members);
             }
             Heartbeat::Down => {
