@@ -103,6 +103,11 @@ fn bodies_of_every_framing_arrive_whole_on_one_kept_alive_connection() {
     assert_eq!(reply.body.len(), 2_097_152);
     assert!(reply.body.iter().all(|b| *b == b'x'));
     assert!(reply.header("x-lb-replica").is_some());
+    // A second long body through the pipe the first one left to the worker.
+    send(&mut conn, &get("/bytes/300001"));
+    let reply = read_reply(&mut conn, false);
+    assert_eq!(reply.body.len(), 300_001);
+    assert!(reply.body.iter().all(|b| *b == b'x'));
     // Chunked, forwarded as it is.
     send(&mut conn, &get("/chunked/20000"));
     let reply = read_reply(&mut conn, false);
