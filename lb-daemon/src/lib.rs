@@ -123,7 +123,7 @@ pub async fn run_with_reloads(
 ) -> Result<(), DaemonError> {
     let started = std::time::Instant::now();
     let listeners =
-        listener::bind(config.listen, config.workers, config.backlog).map_err(|source| {
+        listener::bind(config.listen, config.workers, config.server.backlog).map_err(|source| {
             DaemonError::Listen {
                 addr: config.listen,
                 source,
@@ -157,13 +157,13 @@ pub async fn run_with_reloads(
             hash: config.hash,
             points_per_weight: config.points_per_weight,
             health: config.heartbeat.health,
-            max_per_call: config.max_per_call,
-            backoff_initial: config.backoff_initial,
-            backoff_max: config.backoff_max,
-            fresh_names: config.fresh_names,
-            drain_timeout: config.drain_timeout,
+            max_per_call: config.admin.max_per_call,
+            backoff_initial: config.respawn.backoff_initial,
+            backoff_max: config.respawn.backoff_max,
+            fresh_names: config.respawn.fresh_names,
+            drain_timeout: config.admin.drain_timeout,
             state_file: config.state_file.clone().map(StateFile::new),
-            max_fails: config.max_fails,
+            max_fails: config.upstream.max_fails,
             metrics: Arc::clone(&metrics),
         },
         runtime,
@@ -191,20 +191,20 @@ pub async fn run_with_reloads(
     let app = App {
         pool: Arc::clone(&pool),
         metrics: Arc::clone(&metrics),
-        max_body_bytes: config.max_body_bytes,
-        admin_token: config.admin_token.clone(),
+        max_body_bytes: config.admin.max_body_bytes,
+        admin_token: config.admin.token.clone(),
         started,
     };
     let limits = ConnectionLimits {
-        first_request_timeout: config.first_request_timeout,
-        keepalive_timeout: config.keepalive_timeout,
-        header_read_timeout: config.header_read_timeout,
-        max_header_bytes: config.max_header_bytes,
-        http2_keepalive_interval: config.http2_keepalive_interval,
-        http2_keepalive_timeout: config.http2_keepalive_timeout,
-        grace: config.grace,
+        first_request_timeout: config.server.first_request_timeout,
+        keepalive_timeout: config.server.keepalive_timeout,
+        header_read_timeout: config.server.header_read_timeout,
+        max_header_bytes: config.server.max_header_bytes,
+        http2_keepalive_interval: config.server.http2_keepalive_interval,
+        http2_keepalive_timeout: config.server.http2_keepalive_timeout,
+        grace: config.shutdown.grace,
     };
-    let admin_server = match config.admin_listen {
+    let admin_server = match config.admin.listen {
         None => None,
         Some(addr) => {
             let admin_listener = TcpListener::bind(addr)
@@ -223,15 +223,15 @@ pub async fn run_with_reloads(
         }
     };
     let settings = Arc::new(ArcSwap::from_pointee(proxy_settings(&config)));
-    let retry_budget = RetryBudget::new(config.retry_buffer_total_bytes);
+    let retry_budget = RetryBudget::new(config.upstream.retry_buffer_total_bytes);
     let pool_limits = PoolLimits {
-        connect_timeout: config.connect_timeout,
-        max_idle: config.max_idle_per_replica,
-        idle_timeout: config.upstream_idle_timeout,
-        max_conns: config.max_conns_per_replica,
-        queue_timeout: config.queue_timeout,
+        connect_timeout: config.upstream.connect_timeout,
+        max_idle: config.upstream.max_idle_per_replica,
+        idle_timeout: config.upstream.idle_timeout,
+        max_conns: config.upstream.max_conns_per_replica,
+        queue_timeout: config.upstream.queue_timeout,
     };
-    let admin_route = config.admin_listen.is_none().then(|| AdminRoute {
+    let admin_route = config.admin.listen.is_none().then(|| AdminRoute {
         app: Arc::new(app.clone()),
         control: tokio::runtime::Handle::current(),
     });
@@ -253,8 +253,8 @@ pub async fn run_with_reloads(
         },
         &WorkerSettings {
             limits,
-            slots: Arc::new(Semaphore::new(config.max_connections)),
-            lean_http1: config.lean_http1,
+            slots: Arc::new(Semaphore::new(config.server.max_connections)),
+            lean_http1: config.server.lean_http1,
         },
         &shutdown,
     )
@@ -276,7 +276,7 @@ pub async fn run_with_reloads(
         while let Some(fresh) = reloads.recv().await {
             settings.store(Arc::new(proxy_settings(&fresh)));
             heartbeat.store(Arc::new(fresh.heartbeat.clone()));
-            let fixed = restart_only_changes(&running, &fresh);
+            let fixed = running.restart_needed(&fresh);
             if fixed.is_empty() {
                 tracing::info!("config reloaded");
             } else {
@@ -286,7 +286,7 @@ pub async fn run_with_reloads(
     });
     shutdown.cancelled().await;
     tracing::info!(
-        grace_ms = config.grace.as_millis() as u64,
+        grace_ms = config.shutdown.grace.as_millis() as u64,
         "draining in-flight requests"
     );
     workers.join().await;
@@ -302,61 +302,9 @@ pub async fn run_with_reloads(
 fn proxy_settings(config: &Config) -> ProxySettings {
     ProxySettings {
         key: config.key.clone(),
-        retries: config.retries,
-        try_timeout: config.try_timeout,
-        retry_body_bytes: config.retry_body_bytes,
-        body_read_timeout: config.body_read_timeout,
+        retries: config.upstream.retries,
+        try_timeout: config.upstream.try_timeout,
+        retry_body_bytes: config.upstream.retry_body_bytes,
+        body_read_timeout: config.upstream.body_read_timeout,
     }
-}
-
-/// The keys that differ between `running` and `fresh` but only apply at start.
-fn restart_only_changes(running: &Config, fresh: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |key, differs: bool| {
-        if differs {
-            changed.push(key);
-        }
-    };
-    check("listen", running.listen != fresh.listen);
-    check("workers", running.workers != fresh.workers);
-    check("admin.listen", running.admin_listen != fresh.admin_listen);
-    check("admin.token", running.admin_token != fresh.admin_token);
-    check("hash", running.hash != fresh.hash);
-    check(
-        "points_per_weight",
-        running.points_per_weight != fresh.points_per_weight,
-    );
-    check(
-        "runtime",
-        format!("{:?}", running.runtime) != format!("{:?}", fresh.runtime),
-    );
-    check(
-        "heartbeat.rise/fall",
-        running.heartbeat.health != fresh.heartbeat.health,
-    );
-    check("state_file", running.state_file != fresh.state_file);
-    check(
-        "upstream.connect_timeout_ms",
-        running.connect_timeout != fresh.connect_timeout,
-    );
-    check(
-        "server",
-        running.max_connections != fresh.max_connections
-            || running.header_read_timeout != fresh.header_read_timeout
-            || running.backlog != fresh.backlog
-            || running.first_request_timeout != fresh.first_request_timeout
-            || running.keepalive_timeout != fresh.keepalive_timeout
-            || running.http2_keepalive_interval != fresh.http2_keepalive_interval
-            || running.http2_keepalive_timeout != fresh.http2_keepalive_timeout,
-    );
-    check(
-        "upstream pool",
-        running.max_idle_per_replica != fresh.max_idle_per_replica
-            || running.upstream_idle_timeout != fresh.upstream_idle_timeout
-            || running.retry_buffer_total_bytes != fresh.retry_buffer_total_bytes
-            || running.max_fails != fresh.max_fails
-            || running.max_conns_per_replica != fresh.max_conns_per_replica
-            || running.queue_timeout != fresh.queue_timeout,
-    );
-    changed
 }

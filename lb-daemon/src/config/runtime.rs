@@ -36,7 +36,8 @@ use std::time::Duration;
 use lb_core::NodeId;
 use serde::Deserialize;
 
-use super::{ConfigError, invalid, ms, ranged};
+use super::ConfigError;
+use super::rules::{invalid, ms, ranged};
 use crate::runtime::docker::{AddressMode, DockerSettings};
 
 /// `[runtime]` as written.

@@ -1,0 +1,197 @@
+//! `[upstream]`: connections to replicas, retries, passive ejection and the
+//! per-worker connection cap with its queue.
+//!
+//! ```toml
+//! [upstream]
+//! connect_timeout_ms = 1000
+//! retries = 2                 # extra tries on the next distinct replica
+//! try_timeout_ms = 15000      # per try, until the replica's response headers
+//! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
+//! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
+//! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
+//! max_fails = 3               # passive failures in a row that eject a replica (0: off)
+//! max_idle_per_replica = 1024 # idle keep-alive connections per replica per worker
+//! idle_timeout_ms = 30000     # an idle upstream connection is closed after this
+//! max_conns_per_replica = 1024  # open connections per replica per worker (0: no cap)
+//! queue_timeout_ms = 5000     # beyond the cap, wait this long for one, then 503
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::rules::{ms, note, ranged};
+
+/// `[upstream]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamFile {
+    /// TCP connect timeout to a replica, ms.
+    pub connect_timeout_ms: Option<u64>,
+    /// Extra tries on the next distinct candidate after a failed one.
+    pub retries: Option<u64>,
+    /// Per-try deadline for a replica's response headers, ms.
+    pub try_timeout_ms: Option<u64>,
+    /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
+    pub retry_body_bytes: Option<u64>,
+    /// All request bodies buffered for retries at once, bytes.
+    pub retry_buffer_total_bytes: Option<u64>,
+    /// Deadline to read a body buffered for retries, ms.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Consecutive passive failures that eject a replica; 0 disables ejection.
+    pub max_fails: Option<u64>,
+    /// Idle keep-alive connections kept per replica and worker.
+    pub max_idle_per_replica: Option<u64>,
+    /// Idle upstream connection lifetime, ms.
+    pub idle_timeout_ms: Option<u64>,
+    /// Open connections per replica and worker; 0: no cap.
+    pub max_conns_per_replica: Option<u64>,
+    /// Longest wait for a connection under the cap, ms.
+    pub queue_timeout_ms: Option<u64>,
+}
+
+/// Validated `[upstream]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Connect timeout to replicas (default 1,000 ms).
+    pub connect_timeout: Duration,
+    /// Extra tries on other candidates (0..=10, default 2).
+    pub retries: usize,
+    /// Per-try deadline for response headers (default 15,000 ms).
+    pub try_timeout: Duration,
+    /// Largest request body buffered for retries, bytes (default 1 MiB).
+    pub retry_body_bytes: usize,
+    /// All bodies buffered for retries at once, bytes (default 64 MiB).
+    pub retry_buffer_total_bytes: usize,
+    /// Deadline to read a body buffered for retries (default 30,000 ms).
+    pub body_read_timeout: Duration,
+    /// Consecutive passive failures that eject a replica (0: never; default 3).
+    pub max_fails: u32,
+    /// Idle upstream connections kept per replica and worker (default 1,024).
+    pub max_idle_per_replica: usize,
+    /// Idle upstream connection lifetime (default 30,000 ms).
+    pub idle_timeout: Duration,
+    /// Open connections per replica and worker (0: no cap; default 1,024).
+    pub max_conns_per_replica: usize,
+    /// Longest wait for a connection under the cap (default 5,000 ms).
+    pub queue_timeout: Duration,
+}
+
+impl UpstreamFile {
+    /// Validates the section.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first key out of range.
+    pub(super) fn validate(self) -> Result<Upstream, ConfigError> {
+        Ok(Upstream {
+            connect_timeout: ms(
+                "upstream.connect_timeout_ms",
+                self.connect_timeout_ms,
+                1000,
+                1,
+                600_000,
+            )?,
+            retries: ranged("upstream.retries", self.retries, 2, 0, 10)?,
+            try_timeout: ms(
+                "upstream.try_timeout_ms",
+                self.try_timeout_ms,
+                15_000,
+                1,
+                3_600_000,
+            )?,
+            retry_body_bytes: ranged(
+                "upstream.retry_body_bytes",
+                self.retry_body_bytes,
+                1 << 20,
+                0,
+                64 << 20,
+            )?,
+            retry_buffer_total_bytes: ranged(
+                "upstream.retry_buffer_total_bytes",
+                self.retry_buffer_total_bytes,
+                64 << 20,
+                0,
+                1 << 40,
+            )?,
+            body_read_timeout: ms(
+                "upstream.body_read_timeout_ms",
+                self.body_read_timeout_ms,
+                30_000,
+                1,
+                3_600_000,
+            )?,
+            max_fails: ranged("upstream.max_fails", self.max_fails, 3, 0, 1000)?,
+            max_idle_per_replica: ranged(
+                "upstream.max_idle_per_replica",
+                self.max_idle_per_replica,
+                1024,
+                0,
+                65_536,
+            )?,
+            idle_timeout: ms(
+                "upstream.idle_timeout_ms",
+                self.idle_timeout_ms,
+                30_000,
+                1,
+                3_600_000,
+            )?,
+            max_conns_per_replica: ranged(
+                "upstream.max_conns_per_replica",
+                self.max_conns_per_replica,
+                1024,
+                0,
+                1_000_000,
+            )?,
+            queue_timeout: ms(
+                "upstream.queue_timeout_ms",
+                self.queue_timeout_ms,
+                5_000,
+                1,
+                3_600_000,
+            )?,
+        })
+    }
+}
+
+impl Upstream {
+    /// The keys whose change a reload cannot apply: those of the per-worker
+    /// connection pools and of ejection. Retries, the try and body deadlines and
+    /// the retry body size apply to the next request.
+    pub(super) fn restart_needed(&self, fresh: &Self) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let c = &mut changed;
+        note(
+            c,
+            "upstream.connect_timeout_ms",
+            self.connect_timeout != fresh.connect_timeout,
+        );
+        note(
+            c,
+            "upstream.retry_buffer_total_bytes",
+            self.retry_buffer_total_bytes != fresh.retry_buffer_total_bytes,
+        );
+        note(c, "upstream.max_fails", self.max_fails != fresh.max_fails);
+        note(
+            c,
+            "upstream.max_idle_per_replica",
+            self.max_idle_per_replica != fresh.max_idle_per_replica,
+        );
+        note(
+            c,
+            "upstream.idle_timeout_ms",
+            self.idle_timeout != fresh.idle_timeout,
+        );
+        note(
+            c,
+            "upstream.max_conns_per_replica",
+            self.max_conns_per_replica != fresh.max_conns_per_replica,
+        );
+        note(
+            c,
+            "upstream.queue_timeout_ms",
+            self.queue_timeout != fresh.queue_timeout,
+        );
+        changed
+    }
+}
