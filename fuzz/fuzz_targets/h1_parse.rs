@@ -6,7 +6,8 @@
 #![no_main]
 
 use lb_daemon::testing::request::{MAX_HEADERS, Parse, parse};
-use lb_daemon::testing::response::{self, Chunked, Parsed};
+use lb_daemon::testing::chunked::Chunked;
+use lb_daemon::testing::response::{self, Parsed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

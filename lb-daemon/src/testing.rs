@@ -6,5 +6,5 @@
 //! Not a stable API: embedders use [`run`](crate::run) and [`config`](crate::config).
 
 pub use crate::control_plane::pool::{AdminError, PoolSettings, ReplicaPool};
-pub use crate::data_plane::h1::{request, response};
+pub use crate::data_plane::h1::{chunked, request, response};
 pub use crate::runtime::fixed::StaticRuntime;

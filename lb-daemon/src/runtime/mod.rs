@@ -115,6 +115,20 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// For a runtime that chooses its replicas' addresses itself: `Ok` when the
+    /// caller gave none.
+    ///
+    /// # Errors
+    /// [`RuntimeError::AddressNotAccepted`] when `address` is `Some`.
+    pub fn refuse_address(address: Option<SocketAddr>) -> Result<(), RuntimeError> {
+        match address {
+            None => Ok(()),
+            Some(_) => Err(RuntimeError::AddressNotAccepted),
+        }
+    }
+}
+
 /// Starts and stops replicas: child processes, Docker containers, or static addresses.
 #[async_trait]
 pub trait ReplicaRuntime: Send + Sync + std::fmt::Debug {

@@ -126,9 +126,7 @@ impl ReplicaRuntime for ProcessRuntime {
         name: &NodeId,
         address: Option<SocketAddr>,
     ) -> Result<Instance, RuntimeError> {
-        if address.is_some() {
-            return Err(RuntimeError::AddressNotAccepted);
-        }
+        RuntimeError::refuse_address(address)?;
         let mut attempt = 1;
         let (mut child, addr) = loop {
             match self.start_once(name).await {

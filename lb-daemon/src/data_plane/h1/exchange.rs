@@ -5,8 +5,6 @@
 //!
 //! [`RequestHead::write_upstream_head`]: crate::data_plane::h1::request::RequestHead::write_upstream_head
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use hyper::Response;
@@ -16,14 +14,14 @@ use tokio::net::tcp::WriteHalf;
 
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::forward::{
-    Forwarded, Forwarder, ProxySettings, TryFailure, exhausted, queue_timeout,
+    Forwarded, Forwarder, NoConnection, ProxySettings, Tries, TryFailure, exhausted,
 };
+use crate::data_plane::h1::chunked::{BadChunk, Chunked};
 use crate::data_plane::h1::raw_connection::RawConnection;
-use crate::data_plane::h1::response::{self, BadChunk, Chunked, Framing, Parsed, ResponseHead};
+use crate::data_plane::h1::response::{self, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
-use crate::data_plane::upstream_pool::ConnectError;
 use crate::observe::metrics::StageTimers;
 
 /// Largest response head taken from a replica, bytes (hyper's client reads up to
@@ -133,40 +131,20 @@ impl Forwarder {
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> Exchanged {
-        let mut forwarded = Forwarded::default();
-        let mut last: Option<(&NodeId, TryFailure)> = None;
+        let mut tries = Tries::new();
         let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
         let mut out: Vec<u8> = Vec::with_capacity(512);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
-            if attempt > 0 {
-                self.metrics.retries.inc();
-            }
-            forwarded.tries = attempt + 1;
-            in_flight.at(&upstream.inflight);
-            let routed = Instant::now();
-            let checkout = match self
-                .lean_upstreams
-                .checkout(upstream.instance, upstream.addr)
+            let pool = &*self.lean_upstreams;
+            let checkout = match tries
+                .connect(self, pool, attempt, name, upstream, &mut in_flight, stages)
                 .await
             {
-                Ok(checkout) => {
-                    stages
-                        .upstream_connection
-                        .observe(routed.elapsed().as_secs_f64());
-                    checkout
+                Ok(checkout) => checkout,
+                Err(NoConnection::Queued(answer)) => {
+                    return reply_with(client, *answer, request.close, tries.forwarded).await;
                 }
-                Err(e @ ConnectError::QueueTimeout { .. }) => {
-                    tracing::debug!(replica = %name, error = %e, "queue timeout");
-                    let reply = queue_timeout(name, &e);
-                    return reply_with(client, reply, request.close, forwarded).await;
-                }
-                Err(e) => {
-                    tracing::warn!(replica = %name, error = %e, "try failed: connect");
-                    self.charge(name, upstream, TryFailure::Connect);
-                    last = Some((name, TryFailure::Connect));
-                    in_flight.leave_replica();
-                    continue;
-                }
+                Err(NoConnection::Failed) => continue,
             };
             let mut connection = checkout.upstream;
             let mut reused = checkout.reused;
@@ -198,10 +176,7 @@ impl Forwarder {
                     stages
                         .response_head
                         .observe((answered - sending).as_secs_f64());
-                    if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
-                        self.replicas.report_success(name, upstream.instance);
-                    }
-                    forwarded.served_by = Some(Arc::clone(&upstream.metrics));
+                    tries.served(self, name, upstream);
                     let ending = self
                         .relay(
                             head, connection, upstream, &request, &mut buf, &mut out, client,
@@ -213,13 +188,11 @@ impl Forwarder {
                     return Exchanged {
                         ending,
                         status: head.status,
-                        forwarded,
+                        forwarded: tries.forwarded,
                     };
                 }
                 Ok(Err(TryError::Stale)) => {
-                    tracing::debug!(replica = %name, "kept-alive connection closed under the request");
-                    last = Some((name, TryFailure::Reset));
-                    in_flight.leave_replica();
+                    tries.stale(name, &mut in_flight);
                     if !request.idempotent {
                         break;
                     }
@@ -228,15 +201,13 @@ impl Forwarder {
                 Ok(Err(TryError::Replica(failed))) => failed,
                 Err(_) => TryFailure::Timeout,
             };
-            tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failed, "try failed");
-            self.charge(name, upstream, failed);
-            last = Some((name, failed));
-            in_flight.leave_replica();
+            tries.failed(self, name, upstream, failed, &mut in_flight);
             if !(failed == TryFailure::Connect || request.idempotent) {
                 break;
             }
         }
-        reply_with(client, exhausted(last, settings), request.close, forwarded).await
+        let answer = exhausted(tries.last, settings);
+        reply_with(client, answer, request.close, tries.forwarded).await
     }
 
     /// Writes the response head and relays the body as `framing` says; the

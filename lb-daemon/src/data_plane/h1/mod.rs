@@ -19,6 +19,7 @@
 //! the client's dispatch channel, per-connection buffers kept while idle) costs more
 //! CPU and memory per request than the forwarding itself; see BENCHMARKS.md.
 
+pub mod chunked;
 pub mod exchange;
 pub mod raw_connection;
 pub mod request;

@@ -15,7 +15,7 @@
 //! - Adoption: at start, running containers with the owner label are taken back;
 //!   exited ones are removed and replaced.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,11 +24,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::{
-    Config, CreateContainerOptions, ListContainersOptions, NetworkingConfig,
-    RemoveContainerOptions, StartContainerOptions,
+    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
 };
 use bollard::errors::Error as BollardError;
-use bollard::models::{EndpointSettings, HostConfig};
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
 use bollard::system::EventsOptions;
 use futures_util::StreamExt;
@@ -39,48 +37,9 @@ use tokio::time::{Instant, sleep};
 
 use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
 
-/// Label naming the daemon that owns a container.
-pub const OWNER_LABEL: &str = "io.consistent-lb.owner";
-/// Label holding a container's replica hostname.
-pub const REPLICA_LABEL: &str = "io.consistent-lb.replica";
+mod settings;
 
-/// How the daemon reaches a replica container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressMode {
-    /// The container's IP address on the network (daemon on the host).
-    ContainerIp,
-    /// The hostname alias, resolved by Docker's DNS (daemon in a container).
-    Alias,
-}
-
-/// Validated `[runtime]` settings of the Docker runtime.
-#[derive(Debug, Clone)]
-pub struct DockerSettings {
-    /// Replica image, e.g. `lb-replica:latest`.
-    pub image: String,
-    /// User-defined bridge network.
-    pub network: String,
-    /// Prefix of container names.
-    pub name_prefix: String,
-    /// Value of the owner label.
-    pub owner: String,
-    /// Port the replica listens on inside its container.
-    pub port: u16,
-    /// How replicas are reached.
-    pub address: AddressMode,
-    /// Extra environment for every replica.
-    pub env: BTreeMap<String, String>,
-    /// Extra environment per hostname.
-    pub replica_env: BTreeMap<String, BTreeMap<String, String>>,
-    /// Memory limit in bytes.
-    pub memory_bytes: Option<i64>,
-    /// CPU limit in billionths of a CPU.
-    pub nano_cpus: Option<i64>,
-    /// Remove replicas when the daemon stops (else leave them for adoption).
-    pub stop_on_shutdown: bool,
-    /// How long a new container has to accept connections.
-    pub ready_timeout: Duration,
-}
+pub use settings::{AddressMode, DockerSettings, OWNER_LABEL, REPLICA_LABEL};
 
 /// Containers this daemon started or adopted, both ways.
 #[derive(Debug, Default)]
@@ -319,40 +278,6 @@ impl DockerRuntime {
             sleep(Duration::from_millis(50)).await;
         }
     }
-
-    fn container_config(&self, name: &NodeId) -> Config<String> {
-        let mut env = vec![
-            format!("SERVER_ID={name}"),
-            format!("PORT={}", self.settings.port),
-        ];
-        let extra = self.settings.replica_env.get(name.as_str());
-        for (key, value) in self.settings.env.iter().chain(extra.into_iter().flatten()) {
-            env.push(format!("{key}={value}"));
-        }
-        let labels = HashMap::from([
-            (OWNER_LABEL.to_string(), self.settings.owner.clone()),
-            (REPLICA_LABEL.to_string(), name.to_string()),
-        ]);
-        let endpoint = EndpointSettings {
-            aliases: Some(vec![name.to_string()]),
-            ..Default::default()
-        };
-        Config {
-            image: Some(self.settings.image.clone()),
-            env: Some(env),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some(self.settings.network.clone()),
-                memory: self.settings.memory_bytes,
-                nano_cpus: self.settings.nano_cpus,
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: HashMap::from([(self.settings.network.clone(), endpoint)]),
-            }),
-            ..Default::default()
-        }
-    }
 }
 
 #[async_trait]
@@ -362,9 +287,7 @@ impl ReplicaRuntime for DockerRuntime {
         name: &NodeId,
         address: Option<SocketAddr>,
     ) -> Result<Instance, RuntimeError> {
-        if address.is_some() {
-            return Err(RuntimeError::AddressNotAccepted);
-        }
+        RuntimeError::refuse_address(address)?;
         let container = format!("{}{name}", self.settings.name_prefix);
         let options = CreateContainerOptions {
             name: container.clone(),
@@ -375,7 +298,7 @@ impl ReplicaRuntime for DockerRuntime {
             attempt += 1;
             match self
                 .docker
-                .create_container(Some(options.clone()), self.container_config(name))
+                .create_container(Some(options.clone()), self.settings.container_config(name))
                 .await
             {
                 Ok(created) => break created,

@@ -15,13 +15,10 @@
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{ALLOW, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -29,7 +26,7 @@ use lb_core::NodeId;
 
 use crate::control_plane::pool::RoutingView;
 use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
-use crate::data_plane::body::{Checkin, ClientBody, ProxiedBody, UploadProgress, UpstreamBody};
+use crate::data_plane::body::{Checkin, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::h1::RawConnection;
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::hyper_connection::HyperConnection;
@@ -37,8 +34,18 @@ use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
-use crate::observe::metrics::{FailureKind, Metrics, ReplicaMetrics, StageTimers};
+use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
+use crate::observe::metrics::{Metrics, StageTimers};
+
+mod outcome;
+mod prepared;
+mod tries;
+
+pub use outcome::Forwarded;
+use outcome::{ClientFault, SendFailure, client_fault};
+pub(crate) use outcome::{TryFailure, exhausted};
+use prepared::Prepared;
+pub(crate) use tries::{NoConnection, Tries};
 
 /// Header naming the replica that served a proxied response (for users; the daemon
 /// itself reads [`Forwarded`]).
@@ -63,42 +70,6 @@ pub struct ProxySettings {
     pub body_read_timeout: Duration,
 }
 
-/// What happened to a forwarded request: read by metrics and logs.
-#[derive(Debug, Default)]
-pub struct Forwarded {
-    /// The replica whose answer the client got, if any.
-    pub served_by: Option<Arc<ReplicaMetrics>>,
-    /// Tries made (0 when no replica was Up or the request was refused before).
-    pub tries: usize,
-}
-
-/// How one try ended without a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TryFailure {
-    /// No connection: nothing reached the replica.
-    Connect,
-    /// Reset or closed after the request went out, before response headers.
-    Reset,
-    /// No response headers within `try_timeout` after the request was sent.
-    Timeout,
-}
-
-impl TryFailure {
-    fn kind(self) -> FailureKind {
-        match self {
-            TryFailure::Connect => FailureKind::Connect,
-            TryFailure::Reset => FailureKind::Reset,
-            TryFailure::Timeout => FailureKind::Timeout,
-        }
-    }
-}
-
-/// Why a request ended without any try being charged.
-enum ClientFault {
-    BrokenBody(String),
-    SlowUpload,
-}
-
 /// One worker's forwarder: its upstream pool, and what all workers share.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
@@ -116,34 +87,6 @@ pub struct Forwarder {
     pub metrics: Arc<Metrics>,
 }
 
-/// The request body, prepared for one or more tries.
-enum Prepared {
-    /// Kept in memory: every try sends it again.
-    Kept(Option<Bytes>),
-    /// Streamed: the first try that gets a connection takes it.
-    Streamed(Option<ClientBody>, Arc<UploadProgress>),
-}
-
-impl Prepared {
-    fn for_try(&mut self) -> Option<UpstreamBody> {
-        match self {
-            Prepared::Kept(bytes) => Some(UpstreamBody::Fixed(bytes.clone())),
-            Prepared::Streamed(body, _) => body.take().map(UpstreamBody::Streamed),
-        }
-    }
-
-    fn progress(&self) -> Option<&UploadProgress> {
-        match self {
-            Prepared::Kept(_) => None,
-            Prepared::Streamed(_, progress) => Some(progress),
-        }
-    }
-
-    fn replayable(&self) -> bool {
-        matches!(self, Prepared::Kept(_))
-    }
-}
-
 impl Forwarder {
     /// Forwards `req` from `client`. `in_flight` moves into the response body, so the
     /// request counts as in flight until the client has its whole answer.
@@ -154,9 +97,8 @@ impl Forwarder {
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> (Response<Body>, Forwarded) {
-        let mut forwarded = Forwarded::default();
         if req.method() == Method::OPTIONS && req.uri() == "*" {
-            return (options_star(), forwarded);
+            return (options_star(), Forwarded::default());
         }
         if req.method() == Method::CONNECT {
             return (
@@ -164,7 +106,7 @@ impl Forwarder {
                     StatusCode::METHOD_NOT_ALLOWED,
                     "CONNECT is not supported: this is a reverse proxy",
                 ),
-                forwarded,
+                Forwarded::default(),
             );
         }
         let settings = self.settings.load_full();
@@ -198,7 +140,7 @@ impl Forwarder {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy replica is available",
                 ),
-                forwarded,
+                Forwarded::default(),
             );
         }
 
@@ -211,12 +153,17 @@ impl Forwarder {
         let idempotent = is_idempotent(&method);
 
         let mut _reservation: Option<Reservation> = None;
-        let mut body = match self
-            .prepare_body(body, &settings, tries > 1, &mut _reservation)
-            .await
+        let mut body = match Prepared::prepare(
+            &self.retry_budget,
+            body,
+            &settings,
+            tries > 1,
+            &mut _reservation,
+        )
+        .await
         {
             Ok(body) => body,
-            Err(fault) => return (client_fault(fault), forwarded),
+            Err(fault) => return (client_fault(fault), Forwarded::default()),
         };
         // A copy of the headers only when a try after a sent one may happen.
         let template: Option<HeaderMap> =
@@ -224,38 +171,16 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
-        let mut last: Option<(&NodeId, TryFailure)> = None;
-        for (attempt, (name, upstream)) in targets.iter().flatten().enumerate() {
-            if attempt > 0 {
-                self.metrics.retries.inc();
-            }
-            forwarded.tries = attempt + 1;
-            in_flight.at(&upstream.inflight);
-            let routed = Instant::now();
-            let checkout = match self
-                .upstreams
-                .checkout(upstream.instance, upstream.addr)
+        let mut tries = Tries::new();
+        for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
+            let pool = &*self.upstreams;
+            let checkout = match tries
+                .connect(self, pool, attempt, name, upstream, &mut in_flight, stages)
                 .await
             {
-                Ok(checkout) => {
-                    stages
-                        .upstream_connection
-                        .observe(routed.elapsed().as_secs_f64());
-                    checkout
-                }
-                Err(e @ ConnectError::QueueTimeout { .. }) => {
-                    // The replica is busy, not broken: nothing is charged, and the key
-                    // stays with its replica (no spill to the next one).
-                    tracing::debug!(replica = %name, error = %e, "queue timeout");
-                    return (queue_timeout(name, &e), forwarded);
-                }
-                Err(e) => {
-                    tracing::warn!(replica = %name, error = %e, "try failed: connect");
-                    self.charge(name, upstream, TryFailure::Connect);
-                    last = Some((name, TryFailure::Connect));
-                    in_flight.leave_replica();
-                    continue;
-                }
+                Ok(checkout) => checkout,
+                Err(NoConnection::Queued(answer)) => return (*answer, tries.forwarded),
+                Err(NoConnection::Failed) => continue,
             };
             let Some(try_headers) = headers.take().or_else(|| template.clone()) else {
                 break;
@@ -282,10 +207,7 @@ impl Forwarder {
                     stages
                         .response_head
                         .observe(sending.elapsed().as_secs_f64());
-                    if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
-                        self.replicas.report_success(name, upstream.instance);
-                    }
-                    forwarded.served_by = Some(Arc::clone(&upstream.metrics));
+                    tries.served(self, name, upstream);
                     let upstream_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| hyper::upgrade::on(&mut response));
                     let response = match (client_upgrade.take(), upstream_upgrade) {
@@ -305,62 +227,24 @@ impl Forwarder {
                             self.respond(response, upstream, connection, in_flight, clean)
                         }
                     };
-                    return (response, forwarded);
+                    return (response, tries.forwarded);
                 }
-                Err(SendFailure::Client(fault)) => return (client_fault(fault), forwarded),
+                Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
                 Err(SendFailure::Stale) => {
-                    tracing::debug!(replica = %name, "kept-alive connection closed under the request");
-                    last = Some((name, TryFailure::Reset));
-                    in_flight.leave_replica();
+                    tries.stale(name, &mut in_flight);
                     if !idempotent {
                         break;
                     }
                 }
                 Err(SendFailure::Replica(failed)) => {
-                    tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failed, "try failed");
-                    self.charge(name, upstream, failed);
-                    last = Some((name, failed));
-                    in_flight.leave_replica();
-                    let retryable = failed == TryFailure::Connect || idempotent;
-                    if !retryable {
+                    tries.failed(self, name, upstream, failed, &mut in_flight);
+                    if !(failed == TryFailure::Connect || idempotent) {
                         break;
                     }
                 }
             }
         }
-        (exhausted(last, &settings), forwarded)
-    }
-
-    /// Reads a body that may need a second try into memory (within the retry budget
-    /// and `body_read_timeout`), or wraps it for streaming.
-    async fn prepare_body(
-        &self,
-        body: Incoming,
-        settings: &ProxySettings,
-        may_retry: bool,
-        reservation: &mut Option<Reservation>,
-    ) -> Result<Prepared, ClientFault> {
-        if body.is_end_stream() {
-            return Ok(Prepared::Kept(None));
-        }
-        let small = body
-            .size_hint()
-            .exact()
-            .and_then(|len| usize::try_from(len).ok())
-            .filter(|len| may_retry && *len <= settings.retry_body_bytes);
-        if let Some(len) = small {
-            if let Some(reserved) = self.retry_budget.reserve(len) {
-                *reservation = Some(reserved);
-                return match tokio::time::timeout(settings.body_read_timeout, body.collect()).await
-                {
-                    Ok(Ok(collected)) => Ok(Prepared::Kept(Some(collected.to_bytes()))),
-                    Ok(Err(e)) => Err(ClientFault::BrokenBody(e.to_string())),
-                    Err(_) => Err(ClientFault::SlowUpload),
-                };
-            }
-        }
-        let (body, progress) = ClientBody::new(body);
-        Ok(Prepared::Streamed(Some(body), progress))
+        (exhausted(tries.last, &settings), tries.forwarded)
     }
 
     /// One try on `checkout`. A pooled connection that the replica had already closed
@@ -424,12 +308,6 @@ impl Forwarder {
         }
     }
 
-    /// Charges a failed try to the replica: its failure counter and passive health.
-    pub(crate) fn charge(&self, name: &NodeId, upstream: &Upstream, failed: TryFailure) {
-        upstream.metrics.failure(failed.kind()).inc();
-        self.replicas.report_failure(name, upstream.instance);
-    }
-
     /// The replica's response with hop-by-hop headers dropped and `X-LB-Replica` set;
     /// the connection goes back to this worker's pool when the body is done.
     fn respond(
@@ -455,23 +333,6 @@ impl Forwarder {
     }
 }
 
-/// A try's end without a response.
-enum SendFailure {
-    /// A reused connection closed under the request: nobody's fault; an idempotent
-    /// request goes on to the next candidate, another gets 502.
-    Stale,
-    /// The replica's fault.
-    Replica(TryFailure),
-    /// The client's.
-    Client(ClientFault),
-}
-
-impl From<hyper::Error> for SendFailure {
-    fn from(_: hyper::Error) -> Self {
-        SendFailure::Replica(TryFailure::Reset)
-    }
-}
-
 /// The `101 Switching Protocols` answer to the client; the tunnel carries the rest.
 fn switched(response: Response<Incoming>, upstream: &Upstream) -> Response<Body> {
     let (mut parts, _) = response.into_parts();
@@ -480,59 +341,6 @@ fn switched(response: Response<Incoming>, upstream: &Upstream) -> Response<Body>
         .headers
         .insert(REPLICA_HEADER, upstream.name_header.clone());
     Response::from_parts(parts, Body::Fixed(None))
-}
-
-/// The answer when every try failed; `last` is the last try's replica and failure.
-pub(crate) fn exhausted(
-    last: Option<(&NodeId, TryFailure)>,
-    settings: &ProxySettings,
-) -> Response<Body> {
-    match last {
-        None => failure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no healthy replica is available",
-        ),
-        Some((replica, TryFailure::Timeout)) => failure(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "replica {replica} did not answer within {} ms",
-                settings.try_timeout.as_millis()
-            ),
-        ),
-        Some((replica, TryFailure::Connect)) => failure(
-            StatusCode::BAD_GATEWAY,
-            format!("replica {replica} is unreachable"),
-        ),
-        Some((replica, TryFailure::Reset)) => failure(
-            StatusCode::BAD_GATEWAY,
-            format!("replica {replica} failed before answering"),
-        ),
-    }
-}
-
-/// `503` with `Retry-After: 1` (seconds), like HAProxy when `timeout queue` passes.
-pub(crate) fn queue_timeout(replica: &NodeId, error: &ConnectError) -> Response<Body> {
-    let mut response = failure(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("replica {replica} is at its connection limit: {error}"),
-    );
-    response
-        .headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-fn client_fault(fault: ClientFault) -> Response<Body> {
-    match fault {
-        ClientFault::BrokenBody(reason) => failure(
-            StatusCode::BAD_REQUEST,
-            format!("cannot read the request body: {reason}"),
-        ),
-        ClientFault::SlowUpload => failure(
-            StatusCode::REQUEST_TIMEOUT,
-            "the request body did not arrive in time",
-        ),
-    }
 }
 
 /// `OPTIONS *` asks about the server itself: answered here, like Apache httpd and

@@ -1,0 +1,118 @@
+//! The bookkeeping of one request's tries, the same whichever path (hyper's or the
+//! lean HTTP/1 one) sends them: the retry count, the in-flight counter following
+//! the request from replica to replica, the connection checkout with its stage
+//! timing, and fault attribution of each failed try.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hyper::Response;
+use lb_core::NodeId;
+
+use crate::data_plane::accounting::InFlight;
+use crate::data_plane::reply::Body;
+use crate::data_plane::snapshot::Upstream;
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, Pooled, UpstreamPool};
+use crate::observe::metrics::StageTimers;
+
+use super::Forwarder;
+use super::outcome::{Forwarded, TryFailure, queue_timeout};
+
+/// One request's tries so far.
+pub(crate) struct Tries<'a> {
+    /// What the caller will learn.
+    pub forwarded: Forwarded,
+    /// The last failed try's replica and failure, for the answer when all fail.
+    pub last: Option<(&'a NodeId, TryFailure)>,
+}
+
+/// Why a try got no connection.
+pub(crate) enum NoConnection {
+    /// The replica is at its cap and the queue's deadline passed: the answer is
+    /// this 503; nothing is charged and the key does not spill to the next replica.
+    Queued(Box<Response<Body>>),
+    /// The connect failed: charged; the next candidate may be tried.
+    Failed,
+}
+
+impl<'a> Tries<'a> {
+    /// No try yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            forwarded: Forwarded::default(),
+            last: None,
+        }
+    }
+
+    /// Starts try number `attempt` (from 0) on `upstream` and takes a connection
+    /// to it from `pool`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn connect<C: Pooled>(
+        &mut self,
+        forwarder: &Forwarder,
+        pool: &UpstreamPool<C>,
+        attempt: usize,
+        name: &'a NodeId,
+        upstream: &Upstream,
+        in_flight: &mut InFlight,
+        stages: &StageTimers,
+    ) -> Result<Checkout<C>, NoConnection> {
+        if attempt > 0 {
+            forwarder.metrics.retries.inc();
+        }
+        self.forwarded.tries = attempt + 1;
+        in_flight.at(&upstream.inflight);
+        let routed = Instant::now();
+        match pool.checkout(upstream.instance, upstream.addr).await {
+            Ok(checkout) => {
+                stages
+                    .upstream_connection
+                    .observe(routed.elapsed().as_secs_f64());
+                Ok(checkout)
+            }
+            Err(e @ ConnectError::QueueTimeout { .. }) => {
+                tracing::debug!(replica = %name, error = %e, "queue timeout");
+                Err(NoConnection::Queued(Box::new(queue_timeout(name, &e))))
+            }
+            Err(e) => {
+                tracing::debug!(replica = %name, error = %e, "cannot connect");
+                self.failed(forwarder, name, upstream, TryFailure::Connect, in_flight);
+                Err(NoConnection::Failed)
+            }
+        }
+    }
+
+    /// The replica answered: a replica with passive failures on record is told it
+    /// works again, and it is the one that served.
+    pub(crate) fn served(&mut self, forwarder: &Forwarder, name: &NodeId, upstream: &Upstream) {
+        if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
+            forwarder.replicas.report_success(name, upstream.instance);
+        }
+        self.forwarded.served_by = Some(Arc::clone(&upstream.metrics));
+    }
+
+    /// The try failed by the replica's fault: charged to it (its failure counter
+    /// and passive health), and the request leaves its in-flight count.
+    pub(crate) fn failed(
+        &mut self,
+        forwarder: &Forwarder,
+        name: &'a NodeId,
+        upstream: &Upstream,
+        failure: TryFailure,
+        in_flight: &mut InFlight,
+    ) {
+        tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failure, "try failed");
+        upstream.metrics.failure(failure.kind()).inc();
+        forwarder.replicas.report_failure(name, upstream.instance);
+        self.last = Some((name, failure));
+        in_flight.leave_replica();
+    }
+
+    /// A kept-alive connection closed under the request: nobody's fault.
+    pub(crate) fn stale(&mut self, name: &'a NodeId, in_flight: &mut InFlight) {
+        tracing::debug!(replica = %name, "kept-alive connection closed under the request");
+        self.last = Some((name, TryFailure::Reset));
+        in_flight.leave_replica();
+    }
+}
