@@ -7,28 +7,13 @@
 // Inputs here are fixed and valid; a failure is a bug in the bench itself.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lb_benches::{keys, node_addr, node_name};
+use lb_benches::{VNode, keys, node_addr, node_name};
 use lb_core::{HashRing, Maglev, Nginx, NodeId, Xxh3};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
-
-/// A virtual node for `hashring`, which has no weights or points of its own.
-#[derive(Clone, Debug, PartialEq)]
-struct VNode {
-    node: usize,
-    replica: u32,
-}
-
-impl Hash for VNode {
-    fn hash<S: Hasher>(&self, state: &mut S) {
-        node_name(self.node).hash(state);
-        self.replica.hash(state);
-    }
-}
 
 fn ids(n: usize) -> Vec<(NodeId, u32)> {
     (0..n)

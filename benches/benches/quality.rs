@@ -14,27 +14,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
-use lb_benches::{keys, node_addr, node_name};
+use lb_benches::{VNode, keys, node_addr, node_name};
 use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
 
 const KEYS: usize = 1_000_000;
 /// Nodes added (and, separately, removed) to average key movement over.
 const TRIALS: usize = 5;
-
-#[derive(Clone, Debug, PartialEq)]
-struct VNode {
-    node: usize,
-    replica: u32,
-}
-
-impl Hash for VNode {
-    fn hash<S: Hasher>(&self, state: &mut S) {
-        node_name(self.node).hash(state);
-        self.replica.hash(state);
-    }
-}
 
 /// Owner of every key as a node index; `usize::MAX` for none.
 type Owners = Vec<usize>;

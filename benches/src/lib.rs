@@ -6,6 +6,7 @@
 //! This library holds what both share: the node sets and keys every implementation
 //! is measured on.
 
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 /// The address of node `i` of a benchmark set: `10.0.x.y:8080`.
@@ -25,6 +26,23 @@ pub fn node_addr(i: usize) -> SocketAddr {
 /// hash the same strings).
 pub fn node_name(i: usize) -> String {
     node_addr(i).to_string()
+}
+
+/// A virtual node for `hashring`, which has no weights or points of its own: point
+/// `replica` of node `node`, hashed as the node's name and the replica number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VNode {
+    /// The node's index in the benchmark set.
+    pub node: usize,
+    /// Which of the node's points.
+    pub replica: u32,
+}
+
+impl Hash for VNode {
+    fn hash<S: Hasher>(&self, state: &mut S) {
+        node_name(self.node).hash(state);
+        self.replica.hash(state);
+    }
 }
 
 /// `count` keys of exactly `len` bytes (`len` ≥ 12): `user-` and a zero-padded number.

@@ -30,50 +30,34 @@ pub trait Balancer {
     }
 }
 
-impl<H: HashFunction> Balancer for HashRing<H> {
-    type Candidates<'a>
-        = Candidates<'a>
-    where
-        H: 'a;
+/// `Balancer` for a type whose inherent methods of the same names do the work.
+macro_rules! balancer_by_inherent_methods {
+    ($table:ident) => {
+        impl<H: HashFunction> Balancer for $table<H> {
+            type Candidates<'a>
+                = Candidates<'a>
+            where
+                H: 'a;
 
-    #[inline]
-    fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
-        HashRing::lookup(self, key)
-    }
+            #[inline]
+            fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
+                $table::lookup(self, key)
+            }
 
-    fn candidates(&self, key: &[u8]) -> Candidates<'_> {
-        HashRing::candidates(self, key)
-    }
+            fn candidates(&self, key: &[u8]) -> Candidates<'_> {
+                $table::candidates(self, key)
+            }
 
-    fn nodes(&self) -> &[Node] {
-        HashRing::nodes(self)
-    }
+            fn nodes(&self) -> &[Node] {
+                $table::nodes(self)
+            }
 
-    fn total_weight(&self) -> u64 {
-        HashRing::total_weight(self)
-    }
+            fn total_weight(&self) -> u64 {
+                $table::total_weight(self)
+            }
+        }
+    };
 }
 
-impl<H: HashFunction> Balancer for Maglev<H> {
-    type Candidates<'a>
-        = Candidates<'a>
-    where
-        H: 'a;
-
-    #[inline]
-    fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
-        Maglev::lookup(self, key)
-    }
-
-    fn candidates(&self, key: &[u8]) -> Candidates<'_> {
-        Maglev::candidates(self, key)
-    }
-
-    fn nodes(&self) -> &[Node] {
-        Maglev::nodes(self)
-    }
-
-    fn total_weight(&self) -> u64 {
-        Maglev::total_weight(self)
-    }
-}
+balancer_by_inherent_methods!(HashRing);
+balancer_by_inherent_methods!(Maglev);

@@ -4,7 +4,8 @@
 
 use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
-use crate::{Error, Node, NodeId};
+use crate::node::{member_rank, members_heap_bytes, new_member_rank, sorted_members};
+use crate::{Balancer, Error, Node, NodeId};
 
 /// Table size when none is given: 65,537 (prime), as the paper's smaller size.
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
@@ -101,11 +102,7 @@ impl<H: HashFunction> Maglev<H> {
         nodes: impl IntoIterator<Item = (NodeId, u32)>,
     ) -> Result<Self, Error> {
         let mut maglev = Self::with_hasher(hasher, size)?;
-        let mut list: Vec<Node> = nodes.into_iter().map(|(id, w)| Node::new(id, w)).collect();
-        list.sort_by(|a, b| a.id().cmp(b.id()));
-        if let Some(pair) = list.windows(2).find(|p| p[0].id() == p[1].id()) {
-            return Err(Error::DuplicateNode(pair[0].id().to_string()));
-        }
+        let list = sorted_members(nodes)?;
         maglev.nodes = list;
         maglev.rebuild()?;
         Ok(maglev)
@@ -117,10 +114,7 @@ impl<H: HashFunction> Maglev<H> {
     /// [`Error::DuplicateNode`]; [`Error::InvalidSetting`] if live nodes would outnumber
     /// slots. Unchanged on error.
     pub fn add(&mut self, id: NodeId, weight: u32) -> Result<(), Error> {
-        let rank = match self.rank(id.as_str()) {
-            Ok(_) => return Err(Error::DuplicateNode(id.to_string())),
-            Err(rank) => rank,
-        };
+        let rank = new_member_rank(&self.nodes, &id)?;
         self.nodes.insert(rank, Node::new(id, weight));
         if let Err(e) = self.rebuild() {
             self.nodes.remove(rank);
@@ -135,9 +129,7 @@ impl<H: HashFunction> Maglev<H> {
     /// # Errors
     /// [`Error::UnknownNode`].
     pub fn remove(&mut self, id: &str) -> Result<Node, Error> {
-        let rank = self
-            .rank(id)
-            .map_err(|_| Error::UnknownNode(id.to_string()))?;
+        let rank = member_rank(&self.nodes, id)?;
         let node = self.nodes.remove(rank);
         self.rebuild()?;
         Ok(node)
@@ -148,9 +140,7 @@ impl<H: HashFunction> Maglev<H> {
     /// # Errors
     /// [`Error::UnknownNode`]; [`Error::InvalidSetting`] as for [`add`](Self::add).
     pub fn set_weight(&mut self, id: &str, weight: u32) -> Result<u32, Error> {
-        let rank = self
-            .rank(id)
-            .map_err(|_| Error::UnknownNode(id.to_string()))?;
+        let rank = member_rank(&self.nodes, id)?;
         let old = self.nodes[rank].weight();
         self.nodes[rank].set_weight(weight);
         if let Err(e) = self.rebuild() {
@@ -180,12 +170,8 @@ impl<H: HashFunction> Maglev<H> {
     }
 
     /// The first candidate `accept` takes; see [`candidates`](Self::candidates).
-    pub fn lookup_with(
-        &self,
-        key: &[u8],
-        mut accept: impl FnMut(&NodeId) -> bool,
-    ) -> Option<&NodeId> {
-        self.candidates(key).map(Node::id).find(|id| accept(id))
+    pub fn lookup_with(&self, key: &[u8], accept: impl FnMut(&NodeId) -> bool) -> Option<&NodeId> {
+        <Self as Balancer>::lookup_with(self, key, accept)
     }
 
     /// All nodes, drained ones included, sorted by id.
@@ -224,22 +210,12 @@ impl<H: HashFunction> Maglev<H> {
 
     /// Bytes of heap memory held (table and node list).
     pub fn heap_bytes(&self) -> usize {
-        self.table.capacity() * 4
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| n.id().as_str().len())
-                .sum::<usize>()
+        self.table.capacity() * 4 + members_heap_bytes(&self.nodes)
     }
 
     #[inline]
     fn slot(&self, key: &[u8]) -> usize {
         (self.hasher.hash(key) % u64::from(self.size)) as usize
-    }
-
-    fn rank(&self, id: &str) -> Result<usize, usize> {
-        self.nodes.binary_search_by(|n| n.id().as_str().cmp(id))
     }
 
     /// Refills the table from `self.nodes`.

@@ -102,3 +102,45 @@ impl Node {
         self.weight = weight;
     }
 }
+
+/// `nodes` sorted by id, as the ring and Maglev hold their members.
+///
+/// # Errors
+/// [`Error::DuplicateNode`] naming an id given twice.
+pub(crate) fn sorted_members(
+    nodes: impl IntoIterator<Item = (NodeId, u32)>,
+) -> Result<Vec<Node>, Error> {
+    let mut list: Vec<Node> = nodes.into_iter().map(|(id, w)| Node::new(id, w)).collect();
+    list.sort_by(|a, b| a.id().cmp(b.id()));
+    match list.windows(2).find(|p| p[0].id() == p[1].id()) {
+        Some(pair) => Err(Error::DuplicateNode(pair[0].id().to_string())),
+        None => Ok(list),
+    }
+}
+
+/// Heap bytes `members` holds: the list and the ids' text.
+pub(crate) fn members_heap_bytes(members: &Vec<Node>) -> usize {
+    members.capacity() * std::mem::size_of::<Node>()
+        + members.iter().map(|n| n.id().as_str().len()).sum::<usize>()
+}
+
+/// Where `id` stands in `members` (sorted by id).
+///
+/// # Errors
+/// [`Error::UnknownNode`] when no member has this id.
+pub(crate) fn member_rank(members: &[Node], id: &str) -> Result<usize, Error> {
+    members
+        .binary_search_by(|n| n.id().as_str().cmp(id))
+        .map_err(|_| Error::UnknownNode(id.to_string()))
+}
+
+/// Where a new member `id` goes in `members` (sorted by id).
+///
+/// # Errors
+/// [`Error::DuplicateNode`] when a member has this id already.
+pub(crate) fn new_member_rank(members: &[Node], id: &NodeId) -> Result<usize, Error> {
+    match members.binary_search_by(|n| n.id().cmp(id)) {
+        Ok(_) => Err(Error::DuplicateNode(id.to_string())),
+        Err(rank) => Ok(rank),
+    }
+}

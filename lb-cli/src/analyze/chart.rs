@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -97,6 +99,59 @@ fn text(e: impl std::fmt::Display) -> AnalyzeError {
     AnalyzeError::Draw(e.to_string())
 }
 
+/// A chart's plotting context over the axes that `X` and `Y` describe.
+type Plot<'a, DB, X, Y> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// The frame every chart starts from: `title` above, 16 px of margin, label areas
+/// of `(x, y)` px, and the axes' ranges.
+fn frame<'a, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (x_area, y_area): (u32, u32),
+    x: X,
+    y: Y,
+) -> Result<Plot<'a, DB, X, Y>, AnalyzeError> {
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20).into_font())
+        .margin(16)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(x, y)
+        .map_err(text)
+}
+
+/// Draws `mesh` with the fonts of every chart's tick labels and axis names.
+fn draw_mesh<X, Y, DB>(mesh: &mut MeshStyle<'_, '_, X, Y, DB>) -> Result<(), AnalyzeError>
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+    DB: DrawingBackend,
+{
+    mesh.label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(text)
+}
+
+/// Draws the legend of the series labelled so far, in a box at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), AnalyzeError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(text)
+}
+
 /// A bar per label, the value written on top, and an optional horizontal line at
 /// `ideal` (the even share).
 #[derive(Debug, Clone)]
@@ -125,28 +180,26 @@ impl Chart for Bars {
             .chain(self.ideal.as_ref().map(|(v, _)| *v))
             .fold(0.0, f64::max)
             * 1.18;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 20).into_font())
-            .margin(16)
-            .x_label_area_size(36)
-            .y_label_area_size(72)
-            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top.max(1.0))
-            .map_err(text)?;
+        let mut chart = frame(
+            root,
+            &self.title,
+            (36, 72),
+            (0..n - 1).into_segmented(),
+            0.0..top.max(1.0),
+        )?;
         let names: Vec<String> = self.bars.iter().map(|(l, _)| l.clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n + 1)
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_desc(&self.y_desc)
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(text)?;
+        draw_mesh(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n + 1)
+                .x_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .y_desc(&self.y_desc)
+                .y_label_formatter(&|v| format!("{v:.0}")),
+        )?;
         chart
             .draw_series(self.bars.iter().enumerate().map(|(i, (_, v))| {
                 let mut bar = Rectangle::new(
@@ -197,14 +250,7 @@ impl Chart for Bars {
                 .map_err(text)?
                 .label(legend.clone())
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], IDEAL.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(text)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     }
@@ -253,29 +299,24 @@ impl Chart for Spread {
         let first = self.points.first().map_or(1, |p| p.0);
         let last = self.points.last().map_or(first, |p| p.0);
         let top = self.points.iter().map(|p| p.3).fold(0.0, f64::max) * 1.15;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 20).into_font())
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(72)
-            .build_cartesian_2d(
-                (first.saturating_sub(1)..last + 1).into_segmented(),
-                0.0..top.max(1.0),
-            )
-            .map_err(text)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|v: &SegmentValue<usize>| match v {
-                SegmentValue::CenterOf(i) if (first..=last).contains(i) => format!("N = {i}"),
-                _ => String::new(),
-            })
-            .y_desc("requests per replica")
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(text)?;
+        let mut chart = frame(
+            root,
+            &self.title,
+            (40, 72),
+            (first.saturating_sub(1)..last + 1).into_segmented(),
+            0.0..top.max(1.0),
+        )?;
+        draw_mesh(
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_label_formatter(&|v: &SegmentValue<usize>| match v {
+                    SegmentValue::CenterOf(i) if (first..=last).contains(i) => format!("N = {i}"),
+                    _ => String::new(),
+                })
+                .y_desc("requests per replica")
+                .y_label_formatter(&|v| format!("{v:.0}")),
+        )?;
         let at = |n: usize| SegmentValue::CenterOf(n);
         chart
             .draw_series(LineSeries::new(
@@ -305,14 +346,7 @@ impl Chart for Spread {
                 )
             }))
             .map_err(text)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(text)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -342,22 +376,20 @@ impl Chart for Timeline {
             .chain(self.failed.iter().map(|p| p.1))
             .fold(0.0, f64::max)
             * 1.25;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 20).into_font())
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..self.seconds, 0.0..top.max(1.0))
-            .map_err(text)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc("requests per second")
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(text)?;
+        let mut chart = frame(
+            root,
+            &self.title,
+            (40, 64),
+            0.0..self.seconds,
+            0.0..top.max(1.0),
+        )?;
+        draw_mesh(
+            chart
+                .configure_mesh()
+                .x_desc("seconds")
+                .y_desc("requests per second")
+                .y_label_formatter(&|v| format!("{v:.0}")),
+        )?;
         for (i, (name, points)) in self.series.iter().enumerate() {
             let color = SERIES[i % SERIES.len()];
             chart
@@ -398,14 +430,7 @@ impl Chart for Timeline {
                 )))
                 .map_err(text)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(text)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
 }

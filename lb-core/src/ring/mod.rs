@@ -4,7 +4,8 @@ mod index;
 
 use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
-use crate::{Error, Node, NodeId};
+use crate::node::{member_rank, members_heap_bytes, new_member_rank, sorted_members};
+use crate::{Balancer, Error, Node, NodeId};
 use index::PointIndex;
 
 /// Points per unit of weight when none is given: 160, as nginx and ketama.
@@ -110,11 +111,7 @@ impl<H: HashFunction> HashRing<H> {
         nodes: impl IntoIterator<Item = (NodeId, u32)>,
     ) -> Result<Self, Error> {
         let mut ring = Self::with_hasher(hasher, points_per_weight)?;
-        let mut list: Vec<Node> = nodes.into_iter().map(|(id, w)| Node::new(id, w)).collect();
-        list.sort_by(|a, b| a.id().cmp(b.id()));
-        if let Some(pair) = list.windows(2).find(|p| p[0].id() == p[1].id()) {
-            return Err(Error::DuplicateNode(pair[0].id().to_string()));
-        }
+        let list = sorted_members(nodes)?;
         let mut total = 0usize;
         for node in &list {
             total += ring.point_count_for(node.id(), node.weight())? as usize;
@@ -146,10 +143,7 @@ impl<H: HashFunction> HashRing<H> {
     /// `weight × points_per_weight` exceeds [`MAX_POINTS_PER_NODE`]. The ring is
     /// unchanged on error.
     pub fn add(&mut self, id: NodeId, weight: u32) -> Result<(), Error> {
-        let rank = match self.rank(id.as_str()) {
-            Ok(_) => return Err(Error::DuplicateNode(id.to_string())),
-            Err(rank) => rank,
-        };
+        let rank = new_member_rank(&self.nodes, &id)?;
         let count = self.point_count_for(&id, weight)?;
         let owner = u32::try_from(rank).map_err(|_| Error::InvalidSetting {
             name: "nodes",
@@ -176,9 +170,7 @@ impl<H: HashFunction> HashRing<H> {
     /// # Errors
     /// [`Error::UnknownNode`] if no node has this id.
     pub fn remove(&mut self, id: &str) -> Result<Node, Error> {
-        let rank = self
-            .rank(id)
-            .map_err(|_| Error::UnknownNode(id.to_string()))?;
+        let rank = member_rank(&self.nodes, id)?;
         let owner = rank as u32;
         self.drop_points_of(owner);
         for o in &mut self.owners {
@@ -202,9 +194,7 @@ impl<H: HashFunction> HashRing<H> {
     /// [`Error::UnknownNode`] if no node has this id; [`Error::TooManyPoints`] as for
     /// [`add`](Self::add). The ring is unchanged on error.
     pub fn set_weight(&mut self, id: &str, weight: u32) -> Result<u32, Error> {
-        let rank = self
-            .rank(id)
-            .map_err(|_| Error::UnknownNode(id.to_string()))?;
+        let rank = member_rank(&self.nodes, id)?;
         let node_id = self.nodes[rank].id().clone();
         let count = self.point_count_for(&node_id, weight)?;
         let owner = rank as u32;
@@ -235,12 +225,8 @@ impl<H: HashFunction> HashRing<H> {
     ///
     /// Pass a health check (`|id| health.is_up(id)`) to skip Down nodes without
     /// rebuilding the ring: keys of accepted nodes never move.
-    pub fn lookup_with(
-        &self,
-        key: &[u8],
-        mut accept: impl FnMut(&NodeId) -> bool,
-    ) -> Option<&NodeId> {
-        self.candidates(key).map(Node::id).find(|id| accept(id))
+    pub fn lookup_with(&self, key: &[u8], accept: impl FnMut(&NodeId) -> bool) -> Option<&NodeId> {
+        <Self as Balancer>::lookup_with(self, key, accept)
     }
 
     /// The distinct nodes of weight > 0 in ring order from `key`'s point: the owner
@@ -316,12 +302,7 @@ impl<H: HashFunction> HashRing<H> {
         self.hashes.capacity() * 8
             + self.owners.capacity() * 4
             + self.index.heap_bytes()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| n.id().as_str().len())
-                .sum::<usize>()
+            + members_heap_bytes(&self.nodes)
     }
 
     /// Index of the first point at or after `key`'s hash, wrapping to 0.
