@@ -28,6 +28,13 @@ pub struct Args {
 pub enum Command {
     /// List the replicas (`GET /rep`).
     Rep,
+    /// Each replica's state, address, uptime, requests and ring share (`GET /status`).
+    Status,
+    /// Print a shell completion script, e.g. `lbctl completions bash > /etc/bash_completion.d/lbctl`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Start N replicas: the NAMEs given, then generated ones (`POST /add`).
     Add {
         /// How many replicas to start.

@@ -1,4 +1,5 @@
-//! `lbctl [--url URL] [--json] rep | add -n N [NAME...] | rm -n N [NAME...] | bench | analyze`
+//! `lbctl [--url URL] [--json] rep | status | add -n N [NAME...] | rm -n N [NAME...] | bench |
+//! analyze | completions SHELL`
 //!
 //! Lists, adds and removes the replicas of an lb-daemon over its admin API. Prints a
 //! table by default and the daemon's JSON answer with `--json`.
@@ -15,7 +16,7 @@ mod table;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::args::{Args, Command};
 use crate::client::{AdminClient, ClientError};
@@ -24,6 +25,18 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let client = AdminClient::new(&args.url, Duration::from_millis(args.timeout_ms))
         .with_token(args.token.clone());
+    if let Command::Completions { shell } = &args.command {
+        clap_complete::generate(
+            *shell,
+            &mut Args::command(),
+            "lbctl",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Status = &args.command {
+        return status_command(&client, args.json);
+    }
     if let Command::Bench(bench_args) = &args.command {
         return bench_command(&args.url, bench_args);
     }
@@ -49,7 +62,9 @@ fn main() -> ExitCode {
         Command::Rep => client.replicas(),
         Command::Add { n, names } => client.add(*n, names),
         Command::Rm { n, names } => client.remove(*n, names),
-        Command::Bench(_) | Command::Analyze(_) => return ExitCode::from(2),
+        Command::Bench(_) | Command::Analyze(_) | Command::Status | Command::Completions { .. } => {
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(replicas) if args.json => {
@@ -64,6 +79,34 @@ fn main() -> ExitCode {
             if args.json {
                 println!("{raw}");
             }
+            eprintln!("lbctl: {message}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("lbctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `lbctl status`: the `/status` document as a table, or as JSON with `--json`.
+fn status_command(client: &AdminClient, json: bool) -> ExitCode {
+    match client.status() {
+        Ok(document) if json => match serde_json::to_string_pretty(&document) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lbctl: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Ok(document) => {
+            print!("{}", table::status(&document));
+            ExitCode::SUCCESS
+        }
+        Err(ClientError::Failure { message, .. }) => {
             eprintln!("lbctl: {message}");
             ExitCode::from(1)
         }

@@ -56,6 +56,7 @@ use crate::control_plane::state_file::{StateError, StateFile};
 use crate::data_plane::accounting::RetryBudget;
 use crate::data_plane::connection::ConnectionLimits;
 use crate::data_plane::forward::{Forwarder, ProxySettings};
+use crate::data_plane::tls::TlsConfig;
 use crate::data_plane::upstream_pool::{PoolLimits, UpstreamPool};
 use crate::data_plane::worker::{AdminRoute, ProxyHandler, WorkerSettings};
 use crate::data_plane::{Workers, listener};
@@ -140,9 +141,11 @@ pub async fn run_with_reloads(
         Runtime::Process {
             command,
             ready_timeout,
+            stop_timeout,
         } => Arc::new(ProcessRuntime::new(
             command.clone(),
             *ready_timeout,
+            *stop_timeout,
             events_tx,
         )),
         Runtime::Docker(settings) => Arc::new(
@@ -204,6 +207,8 @@ pub async fn run_with_reloads(
         http2_keepalive_timeout: config.server.http2_keepalive_timeout,
         grace: config.shutdown.grace,
     };
+    let proxy_tls = tls_config(config.tls.as_ref());
+    let admin_tls = tls_config(config.admin.tls.as_ref());
     let admin_server = match config.admin.listen {
         None => None,
         Some(addr) => {
@@ -219,6 +224,7 @@ pub async fn run_with_reloads(
                 app.clone(),
                 shutdown.clone(),
                 limits,
+                admin_tls.clone(),
             )))
         }
     };
@@ -255,6 +261,7 @@ pub async fn run_with_reloads(
             limits,
             slots: Arc::new(Semaphore::new(config.server.max_connections)),
             lean_http1: config.server.lean_http1,
+            tls: proxy_tls.clone(),
         },
         &shutdown,
     )
@@ -276,6 +283,15 @@ pub async fn run_with_reloads(
         while let Some(fresh) = reloads.recv().await {
             settings.store(Arc::new(proxy_settings(&fresh)));
             heartbeat.store(Arc::new(fresh.heartbeat.clone()));
+            // Certificates read again by the reload replace the running ones.
+            for (running_tls, fresh_tls) in [
+                (&proxy_tls, fresh.tls.as_ref()),
+                (&admin_tls, fresh.admin.tls.as_ref()),
+            ] {
+                if let (Some(running_tls), Some(fresh_tls)) = (running_tls, fresh_tls) {
+                    running_tls.store(Arc::clone(&fresh_tls.server));
+                }
+            }
             let fixed = running.restart_needed(&fresh);
             if fixed.is_empty() {
                 tracing::info!("config reloaded");
@@ -299,6 +315,11 @@ pub async fn run_with_reloads(
     Ok(())
 }
 
+/// A swappable TLS configuration for a listener with `[tls]`.
+fn tls_config(tls: Option<&config::Tls>) -> Option<TlsConfig> {
+    tls.map(|tls| Arc::new(ArcSwap::new(Arc::clone(&tls.server))))
+}
+
 fn proxy_settings(config: &Config) -> ProxySettings {
     ProxySettings {
         key: config.key.clone(),
@@ -306,5 +327,6 @@ fn proxy_settings(config: &Config) -> ProxySettings {
         try_timeout: config.upstream.try_timeout,
         retry_body_bytes: config.upstream.retry_body_bytes,
         body_read_timeout: config.upstream.body_read_timeout,
+        access_log: config.log.access,
     }
 }

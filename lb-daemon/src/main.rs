@@ -1,20 +1,25 @@
 //! `lb-daemon [--config FILE] [--check]`: runs the load balancer.
+//! `lb-daemon healthcheck [--config FILE]`: asks a running daemon's `GET /healthz`.
 //!
 //! Without `--config` it runs on the defaults: listens on `127.0.0.1:5000` and starts
 //! three child-process replicas (`server1..3`) from the `replica-server` binary beside
 //! it. `--check` validates the config and exits. SIGHUP re-reads the config file: a
 //! valid one is applied (what can change live), an invalid one is rejected with the
-//! reason and the running config stays. Logs go to stderr; set `RUST_LOG`
-//! (e.g. `RUST_LOG=lb_daemon=debug`) to change the level.
+//! reason and the running config stays. Logs go to stderr, as text or as JSON lines
+//! (`log.format`); set `RUST_LOG` (e.g. `RUST_LOG=lb_daemon=debug`) to change the
+//! level.
 //!
-//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a passing `--check`;
-//! 1 when the daemon cannot start; 2 for an invalid config or usage.
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), a passing `--check` or a
+//! healthy `healthcheck`; 1 when the daemon cannot start or the healthcheck fails;
+//! 2 for an invalid config or usage.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use lb_daemon::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -38,22 +43,25 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
 #[command(version, about)]
 struct Args {
     /// TOML config file (see the README's config reference); defaults apply without it.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// Validate the config and exit (0 if valid, 2 if not).
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask the daemon of this config for `GET /healthz` (on `admin.listen`, else
+    /// `listen`) and exit 0 when it answers 200 within 2 s, 1 otherwise: for
+    /// Docker's HEALTHCHECK, Kubernetes probes and scripts.
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
     let loaded = match &args.config {
         Some(path) => Config::load(path),
         None => Config::defaults(),
@@ -68,6 +76,21 @@ fn main() -> ExitCode {
     if args.check {
         println!("config ok");
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Healthcheck) = args.command {
+        return healthcheck(&config);
+    }
+    // Lines are written by a background thread: a request that logs (the access log)
+    // never waits on stderr. `_flush` writes what is left when main returns.
+    let (writer, _flush) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if config.log.json {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
     // The control plane (admin API, prober, runtime) runs here; the data plane's
     // workers are threads of their own, so one control thread is enough.
@@ -98,6 +121,49 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Time the healthcheck gives the daemon to connect and to answer, each.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `lb-daemon healthcheck`: 0 when the daemon answers `GET /healthz` with 200.
+fn healthcheck(config: &Config) -> ExitCode {
+    let mut addr = config.admin.listen.unwrap_or(config.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    match healthz_status(addr) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("lb-daemon healthcheck: {addr} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("lb-daemon healthcheck: {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The status code of `GET /healthz` at `addr`.
+fn healthz_status(addr: SocketAddr) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)?;
+    stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12]; // "HTTP/1.1 200"
+    stream.read_exact(&mut head)?;
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .filter(|_| head.starts_with(b"HTTP/1."))
+        .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
 }
 
 /// On SIGHUP, re-reads and validates `path`; a valid config is sent to the daemon, an

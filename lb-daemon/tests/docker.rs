@@ -253,6 +253,56 @@ fn a_crash_looping_replica_backs_off_to_the_cap_while_the_others_serve() {
 }
 
 #[test]
+fn rm_then_add_during_a_respawn_backoff_leaves_the_new_replica_serving() {
+    let Some(scope) = Scope::new() else { return };
+    let config = scope.config(2, "").replace(
+        "backoff_initial_ms = 200\nbackoff_max_ms = 800",
+        "backoff_initial_ms = 3000\nbackoff_max_ms = 3000",
+    );
+    let daemon = Daemon::start(&config);
+    let key = key_owned_by(&daemon, "server2");
+    let container = format!("{}-server2", scope.id);
+    let id_of_server2 = || {
+        scope
+            .containers()
+            .into_iter()
+            .find(|(n, _)| n == "server2")
+            .map(|(_, id)| id)
+    };
+    // Killed twice while young: the first respawn is at once, the second backs off.
+    let first = id_of_server2().unwrap();
+    docker(&["kill", &container]);
+    let second = wait_for(Duration::from_secs(5), || {
+        id_of_server2().filter(|id| *id != first)
+    })
+    .expect("server2 was not respawned");
+    docker(&["kill", &container]);
+    wait_for(Duration::from_secs(3), || {
+        daemon.log_contains("respawn backing off").then_some(())
+    })
+    .expect("the second respawn did not back off");
+    let (status, answer) = call(
+        "DELETE",
+        &daemon.url("/rm"),
+        Some(r#"{"n":1,"hostnames":["server2"]}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        &daemon.url("/add"),
+        Some(r#"{"n":1,"hostnames":["server2"]}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let new = id_of_server2().expect("the new server2 runs");
+    assert_ne!(new, second);
+    // Past the old job's backoff: it must leave the new server2 alone.
+    std::thread::sleep(Duration::from_millis(4000));
+    assert_eq!(id_of_server2().as_deref(), Some(new.as_str()));
+    assert_eq!(daemon.home(Some(&key)), (200, Some("server2".to_string())));
+    assert_eq!(daemon.replicas(), ["server1", "server2"]);
+}
+
+#[test]
 fn a_restarted_daemon_adopts_its_containers_and_stop_on_shutdown_leaves_none() {
     let Some(scope) = Scope::new() else { return };
     let config = scope.config(3, "");
@@ -287,6 +337,40 @@ fn a_restarted_daemon_adopts_its_containers_and_stop_on_shutdown_leaves_none() {
         "",
         "stop_on_shutdown left containers behind"
     );
+}
+
+/// The group of the Docker socket, which the non-root daemon image needs.
+fn docker_socket_group() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/var/run/docker.sock").map_or_else(|_| "0".into(), |m| m.gid().to_string())
+}
+
+#[test]
+fn both_images_are_small_and_run_as_a_non_root_user_and_the_daemon_has_a_healthcheck() {
+    let Some(_scope) = Scope::new() else { return };
+    for image in ["lb-replica:latest", "lb-daemon:latest"] {
+        let user = docker(&["image", "inspect", "-f", "{{.Config.User}}", image]);
+        let uid = user.split(':').next().unwrap_or_default();
+        assert!(
+            !uid.is_empty() && uid != "0" && uid != "root" && uid.parse::<u32>().is_ok(),
+            "{image} runs as {user:?}: want a numeric non-root user"
+        );
+        let bytes: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", image])
+            .parse()
+            .unwrap();
+        assert!(
+            bytes <= 20_000_000,
+            "{image} holds {bytes} bytes: more than 20 MB"
+        );
+    }
+    let check = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck.Test}}",
+        "lb-daemon:latest",
+    ]);
+    assert!(check.contains("healthcheck"), "no HEALTHCHECK: {check}");
 }
 
 /// `docker-compose` v1 or the `docker compose` plugin.
@@ -341,6 +425,7 @@ fn compose_up_serves_and_down_leaves_nothing() {
             .env("LB_PORT", port.to_string())
             .env("LB_NETWORK", scope.network())
             .env("LB_CONFIG", &config)
+            .env("DOCKER_GID", docker_socket_group())
             .output()
             .unwrap()
     };
@@ -354,9 +439,25 @@ fn compose_up_serves_and_down_leaves_nothing() {
         let (status, body) = common::try_call("GET", &format!("http://127.0.0.1:{port}/home"))?;
         (status == 200 && body.contains("Hello from Server: server")).then_some(body)
     });
+    let lb = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", scope.id),
+        "--filter",
+        "label=com.docker.compose.service=lb",
+    ]);
+    let health = wait_for(Duration::from_secs(40), || {
+        let status = docker(&["inspect", "-f", "{{.State.Health.Status}}", lb.trim()]);
+        (status == "healthy").then_some(status)
+    });
     let down = run(&["down"]);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(served.is_some(), "compose up never served /home");
+    assert!(
+        health.is_some(),
+        "the daemon's HEALTHCHECK never turned healthy"
+    );
     assert!(
         down.status.success(),
         "{}",

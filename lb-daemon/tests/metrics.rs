@@ -99,3 +99,76 @@ fn counters_add_up_to_the_requests_sent_and_the_text_is_openmetrics() {
     // Families without samples yet (failures, admin calls) may be left out.
     assert!(families >= 7, "{families} metric families");
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_in_text_and_in_json() {
+    for (format, lean) in [("text", true), ("text", false), ("json", true)] {
+        let config = format!(
+            "{}\n[log]\naccess = true\nformat = \"{format}\"\n[server]\nlean_http1 = {lean}\n",
+            base_config(2)
+        );
+        let daemon = Daemon::start(&config);
+        let (status, replica) = daemon.home(Some("user-7"));
+        assert_eq!(status, 200);
+        let replica = replica.unwrap();
+        let line = common::wait_for(std::time::Duration::from_secs(5), || {
+            let log = daemon.log.lock().unwrap();
+            log.iter()
+                .find(|l| l.contains("access") && l.contains("/home"))
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("no access line ({format}, lean {lean})"));
+        for field in [
+            "method",
+            "path",
+            "key_hash",
+            "replica",
+            "status",
+            "duration_ms",
+            "bytes",
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+        assert!(line.contains(&replica) && line.contains("200"), "{line}");
+        if format == "json" {
+            let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+            assert_eq!(value["target"], "access", "{line}");
+            assert_eq!(value["fields"]["status"], 200, "{line}");
+            assert_eq!(value["fields"]["path"], "/home", "{line}");
+        }
+    }
+}
+
+#[test]
+fn healthz_and_the_healthcheck_command_tell_whether_the_daemon_serves() {
+    let port = common::free_port();
+    let config = base_config(1).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let mut daemon = Daemon::start(&config);
+    let (status, body) = call("GET", &daemon.url("/healthz"), None);
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (_, metrics) = call("GET", &daemon.url("/metrics"), None);
+    let build = format!(
+        "lb_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(metrics.contains(&build), "{build} missing");
+    let healthcheck = |config: &std::path::Path| {
+        Command::new(common::binary("lb-daemon"))
+            .args(["healthcheck", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(healthcheck(&daemon.config), Some(0));
+    assert!(daemon.terminate().success());
+    assert_eq!(
+        healthcheck(&daemon.config),
+        Some(1),
+        "a stopped daemon is unhealthy"
+    );
+}

@@ -192,6 +192,72 @@ fn a_slowloris_client_is_cut_at_the_header_timeout() {
     assert_eq!(daemon.home(Some("k")).0, 200);
 }
 
+/// Whether process `pid` runs (exists and is no zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn sigkill_of_a_daemon_without_a_state_file_leaves_no_replica_running() {
+    let mut daemon = Daemon::start(&base_config(3));
+    let children = child_pids(daemon.pid());
+    assert_eq!(children.len(), 3, "{children:?}");
+    daemon.child.kill().unwrap(); // SIGKILL: the daemon runs no code after this
+    daemon.child.wait().unwrap();
+    let left = wait_for(Duration::from_secs(3), || {
+        let running: Vec<&String> = children
+            .iter()
+            .filter(|(_, pid)| alive(**pid))
+            .map(|(name, _)| name)
+            .collect();
+        running.is_empty().then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "replicas still running 3 s after the daemon was killed: {children:?}"
+    );
+}
+
+#[test]
+fn an_rm_whose_client_disconnects_still_completes() {
+    let port = common::free_port();
+    let config = format!(
+        "{}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
+        base_config(2)
+    );
+    let daemon = Daemon::start(&config);
+    let key = key_owned_by(&daemon, "server2");
+    let server2 = child_pids(daemon.pid())["server2"];
+    // A slow request keeps server2 busy, so /rm drains for about a second.
+    let url = daemon.url("/sleep/1500");
+    let slow = std::thread::spawn(move || agent().get(&url).set("x-lb-key", &key).call().is_ok());
+    std::thread::sleep(Duration::from_millis(200));
+    let body = r#"{"n":1,"hostnames":["server2"]}"#;
+    let mut admin = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        admin,
+        "DELETE /rm HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(admin); // the client goes away mid-call
+    let done = wait_for(Duration::from_secs(5), || {
+        let (status, answer) = call("GET", &format!("http://127.0.0.1:{port}/rep"), None);
+        assert_eq!(status, 200, "{answer}");
+        (!answer.contains("server2") && !alive(server2)).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "the /rm of a departed client did not finish: server2 is still a member or still runs"
+    );
+    assert!(slow.join().unwrap(), "the drained request was answered");
+    assert_eq!(child_pids(daemon.pid()).len(), 1);
+}
+
 #[test]
 fn sigkill_then_restart_restores_the_same_replicas_without_duplicates() {
     let dir = std::env::temp_dir().join(format!("lb-state-test-{}", common::fastrand_u64()));
@@ -228,12 +294,8 @@ fn sigkill_then_restart_restores_the_same_replicas_without_duplicates() {
     let children = child_pids(second.pid());
     assert_eq!(children.len(), 4, "{children:?}");
     for (name, pid) in &orphans {
-        let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        });
         assert!(
-            !running || children.get(name) == Some(pid),
+            !alive(*pid) || children.get(name) == Some(pid),
             "{name}'s old process {pid} still runs: duplicated"
         );
     }

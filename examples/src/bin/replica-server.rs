@@ -23,7 +23,6 @@
 //! keeps crashing.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -40,7 +39,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use lb_examples::ReplicaArgs;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -56,15 +55,8 @@ const MAX_ECHO: usize = 16 << 20;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The server's id, echoed by /home.
-    #[arg(long, env = "SERVER_ID", default_value = "unknown")]
-    id: String,
-    /// TCP port to listen on.
-    #[arg(long, env = "PORT", default_value_t = 8080)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    host: IpAddr,
+    #[command(flatten)]
+    replica: ReplicaArgs,
     /// Exit with status 3 this many milliseconds after starting (failure drills).
     #[arg(long, env = "EXIT_AFTER_MS")]
     exit_after_ms: Option<u64>,
@@ -214,16 +206,12 @@ fn websocket(req: &mut Request<Incoming>) -> Response<ReplicaBody> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let addr = SocketAddr::new(args.host, args.port);
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("replica-server {}: cannot listen on {addr}: {e}", args.id);
-            return ExitCode::from(1);
-        }
+    let Some(listener) = args.replica.listen("replica-server").await else {
+        return ExitCode::from(1);
     };
-    eprintln!("replica-server {} listening on {addr}", args.id);
-    let id: Arc<str> = Arc::from(args.id);
+    let addr = args.replica.addr();
+    eprintln!("replica-server {} listening on {addr}", args.replica.id);
+    let id: Arc<str> = Arc::from(args.replica.id);
     let stop = stop_signal();
     tokio::pin!(stop);
     let crash = async move {

@@ -8,6 +8,10 @@
 //! listen = "127.0.0.1:5001"   # optional: the admin API on its own listener
 //! token = "a-long-random-secret"   # optional: Bearer token for /add and /rm;
 //!                             # required when the admin API is not on loopback
+//!
+//! [admin.tls]                 # optional: TLS on admin.listen (as [tls])
+//! cert = "/etc/lb/admin-cert.pem"
+//! key = "/etc/lb/admin-key.pem"
 //! ```
 
 use std::net::SocketAddr;
@@ -17,6 +21,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::rules::{address, invalid, ms, note, ranged};
+use super::tls::{Tls, TlsFile, TlsKeys};
 
 /// `[admin]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -32,10 +37,12 @@ pub struct AdminFile {
     pub listen: Option<String>,
     /// Bearer token for `/add` and `/rm`.
     pub token: Option<String>,
+    /// `[admin.tls]`: TLS on `admin.listen`.
+    pub tls: TlsFile,
 }
 
 /// Validated `[admin]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Admin {
     /// The admin API's own listener (`admin.listen`); `None`: on the proxy's `listen`.
     pub listen: Option<SocketAddr>,
@@ -47,6 +54,8 @@ pub struct Admin {
     pub max_body_bytes: usize,
     /// How long `/rm` drains a replica before stopping it (default 10,000 ms).
     pub drain_timeout: Duration,
+    /// TLS on `admin.listen` (`[admin.tls]`); needs `admin.listen`.
+    pub tls: Option<Tls>,
 }
 
 impl AdminFile {
@@ -75,6 +84,17 @@ impl AdminFile {
             }
             other => other,
         };
+        let tls = self.tls.validate(&TlsKeys {
+            cert: "admin.tls.cert",
+            key: "admin.tls.key",
+        })?;
+        if tls.is_some() && listen.is_none() {
+            return Err(invalid(
+                "admin.tls.cert",
+                "(set)",
+                "needs admin.listen: without it the admin API shares the proxy listener and its [tls]",
+            ));
+        }
         let served_on = listen.unwrap_or(proxy_listen);
         if token.is_none() && !served_on.ip().is_loopback() {
             return Err(invalid(
@@ -104,6 +124,7 @@ impl AdminFile {
                 0,
                 3_600_000,
             )?,
+            tls,
         })
     }
 }
@@ -128,6 +149,11 @@ impl Admin {
             &mut changed,
             "admin.drain_timeout_ms",
             self.drain_timeout != fresh.drain_timeout,
+        );
+        note(
+            &mut changed,
+            "admin.tls",
+            self.tls.is_some() != fresh.tls.is_some(),
         );
         changed
     }

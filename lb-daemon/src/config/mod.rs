@@ -4,7 +4,7 @@
 //! Every key is optional; `lb-daemon` with no file runs on the defaults. The root
 //! table's keys are below; each section has its own module with its keys, its
 //! defaults and its validation: [`admin`], [`heartbeat`], [`runtime`], [`respawn`],
-//! [`upstream`], [`server`], [`shutdown`]. The README's config reference lists the
+//! [`upstream`], [`server`], [`shutdown`], [`tls`], [`log`]. The README's config reference lists the
 //! same keys.
 //!
 //! ```toml
@@ -28,19 +28,23 @@ use rules::{invalid, ranged};
 
 pub mod admin;
 pub mod heartbeat;
+pub mod log;
 pub mod respawn;
 mod rules;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod upstream;
 
 pub use admin::{Admin, AdminFile};
 pub use heartbeat::{Heartbeat, HeartbeatFile};
+pub use log::{Log, LogFile};
 pub use respawn::{Respawn, RespawnFile};
 pub use runtime::{Runtime, RuntimeFile, StaticReplicaFile};
 pub use server::{Server, ServerFile};
 pub use shutdown::{Shutdown, ShutdownFile};
+pub use tls::{Tls, TlsFile};
 pub use upstream::{Upstream, UpstreamFile};
 
 /// Why a configuration was refused.
@@ -107,6 +111,10 @@ pub struct FileConfig {
     pub server: ServerFile,
     /// `[shutdown]`.
     pub shutdown: ShutdownFile,
+    /// `[tls]`.
+    pub tls: TlsFile,
+    /// `[log]`.
+    pub log: LogFile,
 }
 
 /// A validated configuration: the root table's keys, then one field per section.
@@ -140,6 +148,10 @@ pub struct Config {
     pub server: Server,
     /// `[shutdown]`.
     pub shutdown: Shutdown,
+    /// `[tls]`: TLS on the proxy listener; `None`: plain HTTP.
+    pub tls: Option<Tls>,
+    /// `[log]`.
+    pub log: Log,
 }
 
 impl Config {
@@ -228,6 +240,11 @@ impl Config {
             upstream: file.upstream.validate()?,
             server: file.server.validate()?,
             shutdown: file.shutdown.validate()?,
+            tls: file.tls.validate(&tls::TlsKeys {
+                cert: "tls.cert",
+                key: "tls.key",
+            })?,
+            log: file.log.validate()?,
         })
     }
 
@@ -236,7 +253,8 @@ impl Config {
     /// values until a restart. Empty when everything that changed applies live
     /// (`key`, `heartbeat.path`, `heartbeat.interval_ms`, `heartbeat.timeout_ms`,
     /// `upstream.retries`, `upstream.try_timeout_ms`, `upstream.retry_body_bytes`,
-    /// `upstream.body_read_timeout_ms`).
+    /// `upstream.body_read_timeout_ms`, `log.access`, and the certificate files of
+    /// `tls` and `admin.tls`, which are read again).
     pub fn restart_needed(&self, fresh: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let c = &mut changed;
@@ -259,6 +277,13 @@ impl Config {
         changed.extend(self.upstream.restart_needed(&fresh.upstream));
         changed.extend(self.server.restart_needed(&fresh.server));
         changed.extend(self.shutdown.restart_needed(&fresh.shutdown));
+        // New certificate files apply at once; turning TLS on or off does not.
+        rules::note(
+            &mut changed,
+            "tls",
+            self.tls.is_some() != fresh.tls.is_some(),
+        );
+        changed.extend(self.log.restart_needed(&fresh.log));
         changed
     }
 }

@@ -6,6 +6,7 @@
 //! kind = "process"
 //! command = ["/path/replica-server", "--host", "127.0.0.1"]   # {name}, {port} substituted
 //! ready_timeout_ms = 5000
+//! stop_timeout_ms = 5000         # SIGTERM, then SIGKILL after this long (Docker: stop -t)
 //!
 //! [runtime]                      # Docker containers
 //! kind = "docker"
@@ -50,6 +51,8 @@ pub struct RuntimeFile {
     pub command: Option<Vec<String>>,
     /// Process and Docker: readiness deadline, ms.
     pub ready_timeout_ms: Option<u64>,
+    /// Process and Docker: time between SIGTERM and SIGKILL when a replica is stopped, ms.
+    pub stop_timeout_ms: Option<u64>,
     /// Docker: image.
     pub image: Option<String>,
     /// Docker: network.
@@ -95,6 +98,8 @@ pub enum Runtime {
         command: Vec<String>,
         /// Readiness deadline for a new replica.
         ready_timeout: Duration,
+        /// Time a stopped replica gets between SIGTERM and SIGKILL.
+        stop_timeout: Duration,
     },
     /// Docker containers.
     Docker(DockerSettings),
@@ -141,9 +146,23 @@ pub(super) fn validate(file: RuntimeFile) -> Result<Runtime, ConfigError> {
         10,
         600_000,
     )?;
+    if kind == "static" && file.stop_timeout_ms.is_some() {
+        return Err(invalid(
+            "runtime.stop_timeout_ms",
+            "(set)",
+            "only applies to runtime.kind = \"process\" or \"docker\"",
+        ));
+    }
+    let stop_timeout = ms(
+        "runtime.stop_timeout_ms",
+        file.stop_timeout_ms,
+        5000,
+        0,
+        600_000,
+    )?;
     match kind.as_str() {
-        "process" => process(file.command, ready_timeout),
-        "docker" => docker(file, ready_timeout).map(Runtime::Docker),
+        "process" => process(file.command, ready_timeout, stop_timeout),
+        "docker" => docker(file, ready_timeout, stop_timeout).map(Runtime::Docker),
         "static" => fixed(file.replicas.unwrap_or_default()),
         other => Err(invalid(
             "runtime.kind",
@@ -153,7 +172,11 @@ pub(super) fn validate(file: RuntimeFile) -> Result<Runtime, ConfigError> {
     }
 }
 
-fn process(command: Option<Vec<String>>, ready_timeout: Duration) -> Result<Runtime, ConfigError> {
+fn process(
+    command: Option<Vec<String>>,
+    ready_timeout: Duration,
+    stop_timeout: Duration,
+) -> Result<Runtime, ConfigError> {
     let command = match command {
         Some(command) if command.is_empty() || command[0].is_empty() => {
             return Err(invalid("runtime.command", "[]", "needs a program"));
@@ -168,6 +191,7 @@ fn process(command: Option<Vec<String>>, ready_timeout: Duration) -> Result<Runt
     Ok(Runtime::Process {
         command,
         ready_timeout,
+        stop_timeout,
     })
 }
 
@@ -189,7 +213,11 @@ fn docker_name(key: &'static str, value: &str, allow_empty: bool) -> Result<Stri
     }
 }
 
-fn docker(file: RuntimeFile, ready_timeout: Duration) -> Result<DockerSettings, ConfigError> {
+fn docker(
+    file: RuntimeFile,
+    ready_timeout: Duration,
+    stop_timeout: Duration,
+) -> Result<DockerSettings, ConfigError> {
     let address = match file.address.as_deref() {
         None | Some("container-ip") => AddressMode::ContainerIp,
         Some("alias") => AddressMode::Alias,
@@ -249,6 +277,7 @@ fn docker(file: RuntimeFile, ready_timeout: Duration) -> Result<DockerSettings, 
         nano_cpus,
         stop_on_shutdown: file.stop_on_shutdown.unwrap_or(false),
         ready_timeout,
+        stop_timeout,
     })
 }
 

@@ -140,16 +140,28 @@ pub async fn handle(
         Ok(change) => change,
         Err(reason) => return failure(StatusCode::BAD_REQUEST, reason),
     };
-    let result = if allowed == Method::POST {
-        pool.add(change.n, change.names, change.addresses).await
-    } else if !change.addresses.is_empty() {
+    let add = allowed == Method::POST;
+    if !add && !change.addresses.is_empty() {
         return failure(StatusCode::BAD_REQUEST, "'addresses' is only for /add");
-    } else {
-        pool.remove(change.n, change.names).await
-    };
-    match result {
-        Ok(_) => replicas(pool),
-        Err(e) => failure(status_of(&e), e),
+    }
+    // The change runs in a task of its own: a client that goes away (Ctrl-C, a
+    // timeout during a long drain) cannot cancel it half-way, leaving replicas
+    // started or stopped outside the pool. Its answer tells what was done.
+    let changing = Arc::clone(pool);
+    let call = tokio::spawn(async move {
+        if add {
+            changing.add(change.n, change.names, change.addresses).await
+        } else {
+            changing.remove(change.n, change.names).await
+        }
+    });
+    match call.await {
+        Ok(Ok(_)) => replicas(pool),
+        Ok(Err(e)) => failure(status_of(&e), e),
+        Err(e) => failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the admin call failed: {e}"),
+        ),
     }
 }
 

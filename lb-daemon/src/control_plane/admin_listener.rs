@@ -18,6 +18,7 @@ use crate::control_plane::admin_api;
 use crate::control_plane::pool::ReplicaPool;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::reply::{Body, failure, full};
+use crate::data_plane::tls::{self, Secure, TlsConfig};
 use crate::observe::dashboard;
 use crate::observe::metrics::{AdminLabels, Metrics};
 use crate::observe::status;
@@ -92,14 +93,29 @@ impl App {
                 response
             }
             "/status" => status::respond(&self.pool, &self.metrics, self.started),
+            "/healthz" => healthz(&self.pool),
             _ => dashboard::page(),
         }
     }
 }
 
-/// Paths that show the daemon's state: `/metrics`, `/status`, `/dashboard`.
+/// Paths that show the daemon's state: `/metrics`, `/status`, `/dashboard`, `/healthz`.
 fn is_observation_path(path: &str) -> bool {
-    matches!(path, "/metrics" | "/status" | "/dashboard")
+    matches!(path, "/metrics" | "/status" | "/dashboard" | "/healthz")
+}
+
+/// `GET /healthz`: the daemon itself (not its replicas) for Docker and Kubernetes
+/// probes: `200 {"status":"ok"}` while it serves, `503` once it is stopping.
+fn healthz(pool: &ReplicaPool) -> Response<Body> {
+    if pool.is_stopping() {
+        failure(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping")
+    } else {
+        let mut response = Response::new(full(r#"{"status":"ok"}"#.to_string()));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
 }
 
 /// The admin listener's handler: admin paths, 404 elsewhere.
@@ -127,15 +143,17 @@ impl Handler for AdminOnly {
     }
 }
 
-/// Serves the admin API alone on `listener` until `shutdown` is cancelled, then lets
-/// open calls finish within `limits.grace`.
+/// Serves the admin API alone on `listener` (over TLS with `tls`, `[admin.tls]`)
+/// until `shutdown` is cancelled, then lets open calls finish within `limits.grace`.
 pub async fn serve_admin(
     listener: TcpListener,
     app: App,
     shutdown: CancellationToken,
     limits: ConnectionLimits,
+    tls: Option<TlsConfig>,
 ) {
     let handler = Arc::new(AdminOnly(app));
+    let secure = Arc::new(Secure(Arc::clone(&handler)));
     let builder = Arc::new(limits.builder());
     let connections = TaskTracker::new();
     loop {
@@ -150,6 +168,18 @@ pub async fn serve_admin(
                 }
             },
         };
+        if let Some(config) = &tls {
+            connections.spawn(tls::serve(
+                stream,
+                client,
+                Arc::clone(config),
+                Arc::clone(&secure),
+                Arc::clone(&builder),
+                limits,
+                shutdown.clone(),
+            ));
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         connections.spawn(connection::serve(
             stream,

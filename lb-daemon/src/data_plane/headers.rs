@@ -85,10 +85,11 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     }
 }
 
-/// Sets `X-Forwarded-Proto` to the scheme the client used (`http` until the daemon
-/// terminates TLS); a value the client sent is replaced, not trusted.
-pub fn set_forwarded_proto(headers: &mut HeaderMap) {
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+/// Sets `X-Forwarded-Proto` to the scheme the client used (`https` when the daemon
+/// terminated TLS); a value the client sent is replaced, not trusted.
+pub fn set_forwarded_proto(headers: &mut HeaderMap, https: bool) {
+    let proto = if https { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 }
 
 /// Makes sure the replica sees the client's host: an HTTP/2 request carries it in

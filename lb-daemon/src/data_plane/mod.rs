@@ -25,6 +25,7 @@ pub mod key;
 pub mod listener;
 pub mod reply;
 pub mod snapshot;
+pub mod tls;
 pub mod tunnel;
 pub mod upstream_pool;
 pub mod worker;

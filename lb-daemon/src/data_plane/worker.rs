@@ -26,6 +26,8 @@ use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::forward::Forwarder;
 use crate::data_plane::h1;
 use crate::data_plane::reply::{Body, failure};
+use crate::data_plane::tls::{self, Secure, TlsConfig};
+use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{Metrics, StageTimers};
 
 /// How often a worker closes idle upstream connections that aged out or whose
@@ -84,14 +86,27 @@ impl Handler for ProxyHandler {
                 }
             }
             let started = Instant::now();
+            let access = self.forwarder.settings.load().access_log.then(|| {
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                AccessEntry::new(req.method().as_str(), target)
+            });
             let in_flight = InFlight::enter(&self.metrics.in_flight).keeping(busy);
             let (response, forwarded) = self
                 .forwarder
                 .forward(req, client, in_flight, &self.stages)
                 .await;
-            self.duration.observe(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            self.duration.observe(took.as_secs_f64());
+            let status = response.status().as_u16();
             self.metrics
-                .record_request(forwarded.served_by.as_deref(), response.status().as_u16());
+                .record_request(forwarded.served_by.as_deref(), status);
+            if let Some(entry) = access {
+                let bytes = response
+                    .headers()
+                    .get(hyper::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                entry.write(&forwarded, status, took, bytes);
+            }
             response
         }
     }
@@ -106,6 +121,18 @@ pub struct WorkerSettings {
     pub slots: Arc<Semaphore>,
     /// Plain HTTP/1.1 requests take the lean path (`server.lean_http1`).
     pub lean_http1: bool,
+    /// TLS on the listener (`[tls]`): every connection is handshaken and served by
+    /// hyper.
+    pub tls: Option<TlsConfig>,
+}
+
+/// How this worker receives a new connection.
+#[derive(Debug, Clone)]
+struct Reception {
+    limits: ConnectionLimits,
+    lean_http1: bool,
+    /// The TLS configuration and the handler that marks requests [`tls::Https`].
+    tls: Option<(TlsConfig, Arc<Secure<ProxyHandler>>)>,
 }
 
 /// Starts worker `index` on its own thread, serving `listener` until `shutdown`.
@@ -143,6 +170,14 @@ async fn serve(
     shutdown: CancellationToken,
 ) {
     let builder = Arc::new(settings.limits.builder());
+    let reception = Reception {
+        limits: settings.limits,
+        lean_http1: settings.lean_http1,
+        tls: settings
+            .tls
+            .clone()
+            .map(|config| (config, Arc::new(Secure(Arc::clone(&handler))))),
+    };
     let connections = TaskTracker::new();
     let sweeper = tokio::spawn(sweep(Arc::clone(&handler), shutdown.clone()));
     loop {
@@ -170,7 +205,7 @@ async fn serve(
             client,
             Arc::clone(&handler),
             Arc::clone(&builder),
-            (settings.limits, settings.lean_http1),
+            reception.clone(),
             shutdown.clone(),
             permit,
         ));
@@ -194,11 +229,23 @@ async fn connection_task(
     client: SocketAddr,
     handler: Arc<ProxyHandler>,
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    (limits, lean_http1): (ConnectionLimits, bool),
+    reception: Reception,
     shutdown: CancellationToken,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    if lean_http1 {
+    let limits = reception.limits;
+    if let Some((config, secure)) = &reception.tls {
+        tls::serve(
+            stream,
+            client,
+            Arc::clone(config),
+            Arc::clone(secure),
+            builder,
+            limits,
+            shutdown,
+        )
+        .await;
+    } else if reception.lean_http1 {
         h1::session::serve(stream, client, handler, builder, limits, shutdown).await;
     } else {
         let _ = stream.set_nodelay(true);

@@ -51,6 +51,13 @@ pub struct ReplicaLabels {
     pub replica: String,
 }
 
+/// `version`: of `lb_build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The daemon's crate version (`CARGO_PKG_VERSION`).
+    pub version: String,
+}
+
 /// `worker`: a data-plane worker's index.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WorkerLabels {
@@ -246,6 +253,17 @@ impl Metrics {
             "lb_admin_calls",
             "Admin API calls by endpoint and status",
             admin_calls.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        registry.register(
+            "lb_build_info",
+            "The running daemon's version; always 1",
+            build_info,
         );
         let unrouted = CLASSES.map(|class| {
             requests

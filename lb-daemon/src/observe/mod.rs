@@ -2,6 +2,7 @@
 //! `/metrics`), [`status`] (the `/status` document) and [`dashboard`] (the live page on
 //! `/dashboard` that polls it). Logs are `tracing` events from every module.
 
+pub mod access_log;
 pub mod dashboard;
 pub mod metrics;
 pub mod status;

@@ -3,8 +3,14 @@
 //!
 //! The daemon picks a free port on 127.0.0.1 for each start, waits until the child
 //! accepts TCP connections, reaps it when it ends and reports that end as a
-//! [`RuntimeEvent::Exited`]. Children are killed when the daemon drops them, so none
-//! outlives a daemon that stops.
+//! [`RuntimeEvent::Exited`].
+//!
+//! No child outlives the daemon: a stopped replica gets SIGTERM, then SIGKILL after
+//! `runtime.stop_timeout_ms`; a child is killed when the daemon drops it; and each
+//! child asks the kernel for SIGKILL when the daemon dies (`PR_SET_PDEATHSIG`), so
+//! even a daemon killed with SIGKILL or by the OOM killer leaves no replica behind.
+//! (The signal follows the thread that forked the child: the control plane's runtime
+//! threads, which live as long as the daemon.)
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,6 +21,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lb_core::NodeId;
+use rustix::process::{
+    Pid, Signal, getpid, getppid, kill_process, set_parent_process_death_signal,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +41,7 @@ const START_ATTEMPTS: usize = 3;
 pub struct ProcessRuntime {
     command: Vec<String>,
     ready_timeout: Duration,
+    stop_timeout: Duration,
     events: mpsc::UnboundedSender<RuntimeEvent>,
     next_id: AtomicU64,
     children: Mutex<HashMap<InstanceId, Reaper>>,
@@ -50,15 +60,19 @@ struct Reaper {
 
 impl ProcessRuntime {
     /// A runtime that starts `command` (program then arguments; `{name}` and `{port}`
-    /// in arguments are substituted) and reports exits on `events`.
+    /// in arguments are substituted) and reports exits on `events`. A new child has
+    /// `ready_timeout` to accept connections; a stopped one `stop_timeout` between
+    /// SIGTERM and SIGKILL.
     pub fn new(
         command: Vec<String>,
         ready_timeout: Duration,
+        stop_timeout: Duration,
         events: mpsc::UnboundedSender<RuntimeEvent>,
     ) -> Self {
         Self {
             command,
             ready_timeout,
+            stop_timeout,
             events,
             next_id: AtomicU64::new(1),
             children: Mutex::new(HashMap::new()),
@@ -76,7 +90,9 @@ impl ProcessRuntime {
             a.replace("{name}", name.as_str())
                 .replace("{port}", &port_text)
         });
-        let mut child = Command::new(&self.command[0])
+        let mut command = Command::new(&self.command[0]);
+        die_with_daemon(&mut command);
+        let mut child = command
             .args(args)
             .env("SERVER_ID", name.as_str())
             .env("PORT", &port_text)
@@ -141,6 +157,7 @@ impl ReplicaRuntime for ProcessRuntime {
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let events = self.events.clone();
+        let stop_timeout = self.stop_timeout;
         tokio::spawn(async move {
             tokio::select! {
                 status = child.wait() => {
@@ -150,9 +167,7 @@ impl ReplicaRuntime for ProcessRuntime {
                     };
                     let _ = events.send(RuntimeEvent::Exited { instance: id, reason });
                 }
-                _ = stop_rx => {
-                    let _ = child.kill().await;
-                }
+                _ = stop_rx => terminate(&mut child, stop_timeout).await,
             }
             let _ = done_tx.send(());
         });
@@ -181,12 +196,11 @@ impl ReplicaRuntime for ProcessRuntime {
             .split(|b| *b == 0)
             .any(|var| var == marker.as_bytes())
         {
-            let killed = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status()
-                .await;
-            tracing::info!(replica = %name, pid, ok = killed.is_ok_and(|s| s.success()), "stopped a replica left by the previous daemon");
+            let killed = i32::try_from(pid)
+                .ok()
+                .and_then(Pid::from_raw)
+                .is_some_and(|pid| kill_process(pid, Signal::KILL).is_ok());
+            tracing::info!(replica = %name, pid, ok = killed, "stopped a replica left by the previous daemon");
         }
     }
 
@@ -196,6 +210,42 @@ impl ReplicaRuntime for ProcessRuntime {
             let _ = reaper.stop.send(());
             let _ = reaper.done.await;
         }
+    }
+}
+
+/// SIGTERM, then SIGKILL if `child` has not ended after `grace` (what `docker stop`
+/// and systemd do).
+async fn terminate(child: &mut Child, grace: Duration) {
+    let pid = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(Pid::from_raw);
+    if let Some(pid) = pid
+        && !grace.is_zero()
+        && kill_process(pid, Signal::TERM).is_ok()
+        && tokio::time::timeout(grace, child.wait()).await.is_ok()
+    {
+        return;
+    }
+    let _ = child.kill().await;
+}
+
+/// Makes the child of `command` ask for SIGKILL when the daemon dies
+/// (`prctl(PR_SET_PDEATHSIG)`), and end at once if the daemon died before it asked.
+#[allow(unsafe_code)]
+fn die_with_daemon(command: &mut Command) {
+    let daemon = getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes two raw syscalls (prctl and
+    // getppid) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            if getppid() != Some(daemon) {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            Ok(())
+        });
     }
 }
 

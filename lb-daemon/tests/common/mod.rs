@@ -93,10 +93,17 @@ impl Daemon {
         rx.recv_timeout(Duration::from_secs(30))
             .expect("daemon did not start");
         let lines = log.lock().unwrap().clone();
+        // `addr=127.0.0.1:5000` in text logs, `"addr":"127.0.0.1:5000"` in JSON ones.
         let addr = lines
             .iter()
-            .find_map(|l| l.split("addr=").nth(1).filter(|_| l.contains("listening")))
-            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|l| l.contains("listening"))
+            .find_map(|l| {
+                let rest = l
+                    .split("addr=")
+                    .nth(1)
+                    .or_else(|| l.split("\"addr\":\"").nth(1))?;
+                rest.split(|c: char| c.is_whitespace() || c == '"').next()
+            })
             .unwrap_or_else(|| panic!("no listening line in {lines:?}"))
             .parse()
             .unwrap();

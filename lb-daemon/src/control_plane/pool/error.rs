@@ -37,14 +37,6 @@ pub enum AdminError {
     /// `/rm` of a hostname not in the pool.
     #[error("hostname '{0}' does not exist")]
     Unknown(NodeId),
-    /// `/rm` of more replicas than exist.
-    #[error("cannot remove {n} replicas: only {have} exist")]
-    NotEnough {
-        /// Asked.
-        n: usize,
-        /// Present.
-        have: usize,
-    },
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,

@@ -3,7 +3,7 @@
 //! clock reads (callers pass `now`): the pool runs the replicas, this type keeps the
 //! books, and builds from them the routing snapshot, the status rows and the state file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +22,9 @@ use crate::runtime::{Instance, InstanceId};
 #[derive(Debug)]
 pub(super) struct Members {
     by_name: BTreeMap<NodeId, Member>,
+    /// Fresh names of respawns still starting (`respawn.naming = "fresh"`): in use,
+    /// though no member has them yet.
+    starting: HashSet<NodeId>,
     ring: Arc<HashRing<HashAlgorithm>>,
     next_seq: u64,
     health: HealthConfig,
@@ -39,6 +42,7 @@ impl Members {
     pub(super) fn new(ring: HashRing<HashAlgorithm>, health: HealthConfig) -> Self {
         Self {
             by_name: BTreeMap::new(),
+            starting: HashSet::new(),
             ring: Arc::new(ring),
             next_seq: 0,
             health,
@@ -51,6 +55,24 @@ impl Members {
 
     pub(super) fn contains(&self, name: &NodeId) -> bool {
         self.by_name.contains_key(name)
+    }
+
+    /// `name` is still the member a respawn job was started for: the same name and
+    /// the same sequence number (a member removed and added again under that name
+    /// has a new one, and its own jobs).
+    pub(super) fn is_generation(&self, name: &NodeId, seq: u64) -> bool {
+        self.by_name.get(name).is_some_and(|m| m.seq == seq)
+    }
+
+    /// The sequence number of member `name`, if it is one.
+    #[cfg(test)]
+    pub(super) fn seq_of(&self, name: &NodeId) -> Option<u64> {
+        self.by_name.get(name).map(|m| m.seq)
+    }
+
+    /// A member's name, or a fresh name a respawn is starting under.
+    fn in_use(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.starting.contains(name)
     }
 
     pub(super) fn get_mut(&mut self, name: &NodeId) -> Option<&mut Member> {
@@ -122,15 +144,14 @@ impl Members {
             return Err(AdminError::PoolFull { n });
         }
         check_distinct(&names)?;
-        if let Some(taken) = names.iter().find(|name| self.contains(name)) {
+        if let Some(taken) = names.iter().find(|name| self.in_use(name.as_str())) {
             return Err(AdminError::Exists(taken.clone()));
         }
         let mut k = 1u64;
         while names.len() < n {
             let candidate = format!("server{k}");
             k += 1;
-            let taken = self.by_name.contains_key(candidate.as_str())
-                || names.iter().any(|x| x.as_str() == candidate);
+            let taken = self.in_use(&candidate) || names.iter().any(|x| x.as_str() == candidate);
             if !taken && let Ok(id) = NodeId::new(candidate) {
                 names.push(id);
             }
@@ -139,7 +160,7 @@ impl Members {
     }
 
     /// Takes the members `/rm` of `n` removes off the ring: those in `names`, then the
-    /// most recently added others.
+    /// most recently added others; `n` above the number of members takes them all.
     ///
     /// # Errors
     /// [`AdminError`] naming the first problem; nothing was removed then.
@@ -157,12 +178,8 @@ impl Members {
         if let Some(unknown) = names.iter().find(|name| !self.contains(name)) {
             return Err(AdminError::Unknown(unknown.clone()));
         }
-        if n > self.len() {
-            return Err(AdminError::NotEnough {
-                n,
-                have: self.len(),
-            });
-        }
+        // More than there are removes them all, as the Python balancer did.
+        let n = n.min(self.len());
         let mut others: Vec<(&NodeId, &Member)> = self
             .by_name
             .iter()
@@ -205,11 +222,17 @@ impl Members {
     pub(super) fn replace(
         &mut self,
         name: &NodeId,
+        seq: u64,
         target: &NodeId,
         instance: Instance,
         now: Instant,
     ) -> bool {
-        if !self.by_name.get(name).is_some_and(|m| m.respawning) {
+        self.starting.remove(target);
+        if !self
+            .by_name
+            .get(name)
+            .is_some_and(|m| m.respawning && m.seq == seq)
+        {
             return false;
         }
         let Some(old) = self.by_name.remove(name) else {
@@ -227,16 +250,24 @@ impl Members {
         true
     }
 
-    /// A `Server-xxxx` name (4 hex digits) not in use, as the Python balancer made.
-    pub(super) fn fresh_name(&self) -> NodeId {
+    /// A `Server-xxxx` name (4 hex digits), as the Python balancer made, that no
+    /// member and no other starting respawn has; held for this respawn until
+    /// [`replace`](Self::replace) or [`release`](Self::release).
+    pub(super) fn fresh_name(&mut self) -> NodeId {
         loop {
             let candidate = format!("Server-{:04x}", fastrand::u16(..));
-            if !self.by_name.contains_key(candidate.as_str())
+            if !self.in_use(&candidate)
                 && let Ok(id) = NodeId::new(candidate)
             {
+                self.starting.insert(id.clone());
                 return id;
             }
         }
+    }
+
+    /// Gives back a fresh name whose respawn failed.
+    pub(super) fn release(&mut self, name: &NodeId) {
+        self.starting.remove(name);
     }
 
     /// Every replica in the order added, as `/status` shows it at `now`, with the
@@ -398,8 +429,8 @@ mod tests {
             Err(AdminError::Unknown(_))
         ));
         assert!(matches!(
-            set.remove(vec![], 5, 10),
-            Err(AdminError::NotEnough { n: 5, have: 4 })
+            set.remove(ids(&["s1"]), 0, 10),
+            Err(AdminError::TooManyNamesToRemove)
         ));
         assert_eq!(set.names(), ids(&["s1", "s2", "s3", "s4"]));
         let removed: Vec<NodeId> = set
@@ -411,6 +442,43 @@ mod tests {
         assert_eq!(removed, ids(&["s2", "s4"]));
         assert_eq!(set.names(), ids(&["s1", "s3"]));
         assert_eq!(set.snapshot(&Metrics::default()).ring.nodes().len(), 2);
+        // More than there are: all of them, the named first (the seed's behaviour).
+        let removed: Vec<NodeId> = set
+            .remove(ids(&["s1"]), 10, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(removed, ids(&["s1", "s3"]));
+        assert!(set.names().is_empty());
+        assert_eq!(set.snapshot(&Metrics::default()).ring.nodes().len(), 0);
+    }
+
+    #[test]
+    fn fresh_names_and_new_names_avoid_each_other_and_respawns_check_the_generation() {
+        let mut set = members(&["s1"]);
+        let s1 = NodeId::new("s1").unwrap();
+        let seq = set.seq_of(&s1).unwrap();
+        let fresh = set.fresh_name();
+        assert!(matches!(
+            set.choose_new(vec![fresh.clone()], 1, 10),
+            Err(AdminError::Exists(_))
+        ));
+        assert_ne!(set.fresh_name(), fresh);
+        set.release(&fresh);
+        assert_eq!(set.choose_new(vec![fresh.clone()], 1, 10).unwrap(), [fresh]);
+        // s1 removed and added again: a new generation, which an old job's
+        // replacement must not touch.
+        set.remove(ids(&["s1"]), 1, 10).unwrap();
+        let instance = Instance {
+            id: InstanceId(99),
+            addr: "127.0.0.1:9".parse().unwrap(),
+        };
+        set.insert(s1.clone(), instance, Instant::now());
+        assert!(set.is_generation(&s1, set.seq_of(&s1).unwrap()));
+        assert!(!set.is_generation(&s1, seq));
+        set.get_mut(&s1).unwrap().respawning = true;
+        assert!(!set.replace(&s1, seq, &s1, instance, Instant::now()));
     }
 
     #[test]

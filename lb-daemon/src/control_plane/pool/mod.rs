@@ -361,6 +361,11 @@ impl ReplicaPool {
         }
     }
 
+    /// The daemon is stopping: admin calls are refused and `/healthz` says so.
+    pub fn is_stopping(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
     /// Stops every replica; admin calls fail from now on.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -391,6 +396,7 @@ impl ReplicaPool {
             return;
         };
         let old = member.instance.map(|i| i.id);
+        let seq = member.seq;
         let delay = member.down(
             Instant::now(),
             respawns,
@@ -405,6 +411,7 @@ impl ReplicaPool {
         let respawn = Respawn {
             pool: Arc::clone(self),
             name: name.clone(),
+            seq,
             old,
             delay,
         };

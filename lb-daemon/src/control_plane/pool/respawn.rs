@@ -18,6 +18,9 @@ pub(super) struct Respawn {
     pub(super) pool: Arc<ReplicaPool>,
     /// The member.
     pub(super) name: NodeId,
+    /// The member's sequence number: the job gives up when `name` is removed, even
+    /// if a new member takes the name meanwhile.
+    pub(super) seq: u64,
     /// Its failed instance, stopped first.
     pub(super) old: Option<InstanceId>,
     /// Backoff before the first start.
@@ -32,6 +35,7 @@ impl Respawn {
         let Self {
             pool,
             name,
+            seq,
             old,
             mut delay,
         } = self;
@@ -43,7 +47,7 @@ impl Respawn {
                 tracing::info!(replica = %name, delay_ms = delay.as_millis() as u64, "respawn backing off");
                 tokio::time::sleep(delay).await;
             }
-            if pool.shutting_down.load(Ordering::SeqCst) || !pool.lock().contains(&name) {
+            if pool.shutting_down.load(Ordering::SeqCst) || !pool.lock().is_generation(&name, seq) {
                 return;
             }
             let target = if pool.settings.fresh_names {
@@ -53,12 +57,15 @@ impl Respawn {
             };
             match pool.runtime.spawn(&target, None).await {
                 Ok(instance) => {
-                    if !install(&pool, &name, &target, instance) {
+                    if !install(&pool, &name, seq, &target, instance) {
                         pool.runtime.stop(instance.id).await;
                     }
                     return;
                 }
                 Err(e) => {
+                    if target != name {
+                        pool.lock().release(&target);
+                    }
                     delay =
                         (delay * 2).clamp(pool.settings.backoff_initial, pool.settings.backoff_max);
                     tracing::warn!(replica = %name, error = %e, retry_in_ms = delay.as_millis() as u64, "respawn failed");
@@ -69,11 +76,18 @@ impl Respawn {
 }
 
 /// Puts a respawned `instance` in place of `name`'s old one; false if the member
-/// was removed (or the daemon is stopping) meanwhile, and the instance is unwanted.
-fn install(pool: &ReplicaPool, name: &NodeId, target: &NodeId, instance: Instance) -> bool {
+/// was removed (even if added again since) or the daemon is stopping, and the
+/// instance is unwanted.
+fn install(
+    pool: &ReplicaPool,
+    name: &NodeId,
+    seq: u64,
+    target: &NodeId,
+    instance: Instance,
+) -> bool {
     let mut members = pool.lock();
     if pool.shutting_down.load(Ordering::SeqCst)
-        || !members.replace(name, target, instance, Instant::now())
+        || !members.replace(name, seq, target, instance, Instant::now())
     {
         return false;
     }

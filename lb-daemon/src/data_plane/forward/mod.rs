@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
-use lb_core::NodeId;
+use lb_core::{HashFunction, NodeId, Xxh3};
 
 use crate::control_plane::pool::RoutingView;
 use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
@@ -33,6 +33,7 @@ use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::snapshot::Upstream;
+use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
 use crate::observe::metrics::{Metrics, StageTimers};
@@ -68,6 +69,8 @@ pub struct ProxySettings {
     pub retry_body_bytes: usize,
     /// Deadline for reading a body that is buffered for retries.
     pub body_read_timeout: Duration,
+    /// Write an access-log line per request (`log.access`).
+    pub access_log: bool,
 }
 
 /// One worker's forwarder: its upstream pool, and what all workers share.
@@ -124,7 +127,7 @@ impl Forwarder {
 
         let tries = (settings.retries + 1).min(MAX_TRIES);
         let mut targets: [Option<(&NodeId, &Upstream)>; MAX_TRIES] = [None; MAX_TRIES];
-        {
+        let key_hash = {
             let request = HyperRequest {
                 uri: &parts.uri,
                 headers: &parts.headers,
@@ -133,21 +136,26 @@ impl Forwarder {
             for (slot, target) in targets.iter_mut().zip(snapshot.routes(&key).take(tries)) {
                 *slot = Some(target);
             }
-        }
+            settings.access_log.then(|| Xxh3.hash(&key))
+        };
         if targets[0].is_none() {
             return (
                 failure(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy replica is available",
                 ),
-                Forwarded::default(),
+                Forwarded {
+                    key_hash,
+                    ..Forwarded::default()
+                },
             );
         }
 
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         headers::ensure_host(&mut parts.headers, &parts.uri);
         headers::append_forwarded_for(&mut parts.headers, client.ip());
-        headers::set_forwarded_proto(&mut parts.headers);
+        let https = parts.extensions.get::<Https>().is_some();
+        headers::set_forwarded_proto(&mut parts.headers, https);
         let method = parts.method;
         let uri = headers::origin_form(parts.uri);
         let idempotent = is_idempotent(&method);
@@ -171,7 +179,7 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
-        let mut tries = Tries::new();
+        let mut tries = Tries::new(key_hash);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
             let pool = &*self.upstreams;
             let checkout = match tries

@@ -17,8 +17,12 @@ use super::ProxySettings;
 /// What happened to a forwarded request: read by metrics and logs.
 #[derive(Debug, Default)]
 pub struct Forwarded {
-    /// The replica whose answer the client got, if any.
+    /// The counters of the replica whose answer the client got, if any.
     pub served_by: Option<Arc<ReplicaMetrics>>,
+    /// That replica's name, as the `X-LB-Replica` value (for the access log).
+    pub replica: Option<HeaderValue>,
+    /// xxh3 of the request key, when the access log is on.
+    pub key_hash: Option<u64>,
     /// Tries made (0 when no replica was Up or the request was refused before).
     pub tries: usize,
 }

@@ -37,10 +37,13 @@ pub(crate) enum NoConnection {
 }
 
 impl<'a> Tries<'a> {
-    /// No try yet.
-    pub(crate) fn new() -> Self {
+    /// No try yet, for a request whose key hashes to `key_hash` (access log on).
+    pub(crate) fn new(key_hash: Option<u64>) -> Self {
         Self {
-            forwarded: Forwarded::default(),
+            forwarded: Forwarded {
+                key_hash,
+                ..Forwarded::default()
+            },
             last: None,
         }
     }
@@ -90,6 +93,7 @@ impl<'a> Tries<'a> {
             forwarder.replicas.report_success(name, upstream.instance);
         }
         self.forwarded.served_by = Some(Arc::clone(&upstream.metrics));
+        self.forwarded.replica = Some(upstream.name_header.clone());
     }
 
     /// The try failed by the replica's fault: charged to it (its failure counter

@@ -43,6 +43,8 @@ pub struct LeanRequest {
     pub idempotent: bool,
     /// The client asked to close after this request.
     pub close: bool,
+    /// xxh3 of the request key, when the access log is on.
+    pub key_hash: Option<u64>,
 }
 
 /// How the exchange left the client connection.
@@ -63,6 +65,8 @@ pub struct Exchanged {
     pub ending: Ending,
     /// The status the client got (0 when none was written).
     pub status: u16,
+    /// The response body's length, when the replica gave one (for the access log).
+    pub body_bytes: Option<u64>,
     /// Replica and tries.
     pub forwarded: Forwarded,
 }
@@ -131,7 +135,7 @@ impl Forwarder {
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> Exchanged {
-        let mut tries = Tries::new();
+        let mut tries = Tries::new(request.key_hash);
         let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
         let mut out: Vec<u8> = Vec::with_capacity(512);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
@@ -177,6 +181,11 @@ impl Forwarder {
                         .response_head
                         .observe((answered - sending).as_secs_f64());
                     tries.served(self, name, upstream);
+                    let body_bytes = match head.framing {
+                        Framing::Length(len) => Some(len),
+                        Framing::Empty => Some(0),
+                        Framing::Chunked | Framing::UntilClose => None,
+                    };
                     let ending = self
                         .relay(
                             head, connection, upstream, &request, &mut buf, &mut out, client,
@@ -188,6 +197,7 @@ impl Forwarder {
                     return Exchanged {
                         ending,
                         status: head.status,
+                        body_bytes,
                         forwarded: tries.forwarded,
                     };
                 }
@@ -354,6 +364,7 @@ async fn reply_with(
     Exchanged {
         ending,
         status,
+        body_bytes: None,
         forwarded,
     }
 }

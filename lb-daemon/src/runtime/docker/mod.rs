@@ -23,12 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::container::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
-};
 use bollard::errors::Error as BollardError;
-use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
-use bollard::system::EventsOptions;
+use bollard::models::{ContainerSummaryStateEnum, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
+    InspectNetworkOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder,
+};
 use futures_util::StreamExt;
 use lb_core::NodeId;
 use tokio::net::TcpStream;
@@ -96,17 +97,20 @@ impl DockerRuntime {
             });
         }
         let network = docker
-            .inspect_network(&settings.network, None::<InspectNetworkOptions<String>>)
+            .inspect_network(&settings.network, None::<InspectNetworkOptions>)
             .await;
         if let Err(e) = network {
             if status_of(&e) != Some(404) {
                 return Err(engine(format!("network {}", settings.network))(e));
             }
             docker
-                .create_network(CreateNetworkOptions {
+                .create_network(NetworkCreateRequest {
                     name: settings.network.clone(),
-                    driver: "bridge".to_string(),
-                    labels: HashMap::from([(OWNER_LABEL.to_string(), settings.owner.clone())]),
+                    driver: Some("bridge".to_string()),
+                    labels: Some(HashMap::from([(
+                        OWNER_LABEL.to_string(),
+                        settings.owner.clone(),
+                    )])),
                     ..Default::default()
                 })
                 .await
@@ -139,10 +143,8 @@ impl DockerRuntime {
                         vec!["die".into(), "oom".into(), "stop".into()],
                     ),
                 ]);
-                let mut stream = docker.events(Some(EventsOptions {
-                    filters,
-                    ..Default::default()
-                }));
+                let options = EventsOptionsBuilder::new().filters(&filters).build();
+                let mut stream = docker.events(Some(options));
                 while let Some(event) = stream.next().await {
                     let event = match event {
                         Ok(event) => event,
@@ -177,16 +179,25 @@ impl DockerRuntime {
         });
     }
 
-    /// Whether `container` (name or ID) exists and carries this daemon's owner label.
-    async fn owns(&self, container: &str) -> bool {
-        let Ok(inspect) = self.docker.inspect_container(container, None).await else {
+    /// Whether `container` (name or ID) exists, carries this daemon's owner label,
+    /// and is no replica this daemon runs now: a leftover that may be cleared.
+    async fn is_stale(&self, container: &str) -> bool {
+        let Ok(inspect) = self
+            .docker
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+        else {
             return false;
         };
-        inspect
+        let ours = inspect
             .config
             .and_then(|c| c.labels)
             .and_then(|l| l.get(OWNER_LABEL).cloned())
-            .is_some_and(|owner| owner == self.settings.owner)
+            .is_some_and(|owner| owner == self.settings.owner);
+        let live = inspect
+            .id
+            .is_some_and(|id| lock(&self.registry).by_container.contains_key(&id));
+        ours && !live
     }
 
     fn register(&self, container: String, addr: SocketAddr) -> Instance {
@@ -198,10 +209,7 @@ impl DockerRuntime {
     }
 
     async fn remove(&self, container: &str) {
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
-        };
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
         if let Err(e) = self.docker.remove_container(container, Some(options)).await
             && status_of(&e) != Some(404)
         {
@@ -223,7 +231,7 @@ impl DockerRuntime {
             AddressMode::ContainerIp => {
                 let inspect = self
                     .docker
-                    .inspect_container(container, None)
+                    .inspect_container(container, None::<InspectContainerOptions>)
                     .await
                     .map_err(engine(format!("inspecting {container}")))?;
                 let ip = inspect
@@ -254,7 +262,7 @@ impl DockerRuntime {
             }
             let state = self
                 .docker
-                .inspect_container(container, None)
+                .inspect_container(container, None::<InspectContainerOptions>)
                 .await
                 .ok()
                 .and_then(|i| i.state);
@@ -289,10 +297,9 @@ impl ReplicaRuntime for DockerRuntime {
     ) -> Result<Instance, RuntimeError> {
         RuntimeError::refuse_address(address)?;
         let container = format!("{}{name}", self.settings.name_prefix);
-        let options = CreateContainerOptions {
-            name: container.clone(),
-            platform: None,
-        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&container)
+            .build();
         let mut attempt = 0;
         let created = loop {
             attempt += 1;
@@ -302,10 +309,13 @@ impl ReplicaRuntime for DockerRuntime {
                 .await
             {
                 Ok(created) => break created,
-                // A container of ours by that name (stale, or still being removed) is
-                // cleared and the create retried; anyone else's is left alone.
+                // A stale container of ours by that name (still being removed, or
+                // left by an earlier daemon) is cleared and the create retried; a
+                // live replica's, or anyone else's, is left alone.
                 Err(e)
-                    if status_of(&e) == Some(409) && attempt < 4 && self.owns(&container).await =>
+                    if status_of(&e) == Some(409)
+                        && attempt < 4
+                        && self.is_stale(&container).await =>
                 {
                     self.remove(&container).await;
                     sleep(Duration::from_millis(200)).await;
@@ -321,7 +331,7 @@ impl ReplicaRuntime for DockerRuntime {
         };
         let started = async {
             self.docker
-                .start_container(&container, None::<StartContainerOptions<String>>)
+                .start_container(&container, None::<StartContainerOptions>)
                 .await
                 .map_err(engine(format!("starting {container}")))?;
             self.wait_ready(&container, name).await
@@ -335,7 +345,7 @@ impl ReplicaRuntime for DockerRuntime {
                 Ok(instance)
             }
             Err(e) => {
-                self.remove(&container).await;
+                self.remove(&created.id).await;
                 Err(e)
             }
         }
@@ -351,6 +361,16 @@ impl ReplicaRuntime for DockerRuntime {
             container
         };
         if let Some(container) = container {
+            // SIGTERM, SIGKILL after stop_timeout (docker stop -t), then removal.
+            let seconds = self.settings.stop_timeout.as_millis().div_ceil(1000);
+            let options = StopContainerOptionsBuilder::new()
+                .t(i32::try_from(seconds).unwrap_or(i32::MAX))
+                .build();
+            if let Err(e) = self.docker.stop_container(&container, Some(options)).await
+                && !matches!(status_of(&e), Some(304 | 404))
+            {
+                tracing::warn!(%container, error = %e, "cannot stop container");
+            }
             self.remove(&container).await;
         }
     }
@@ -362,11 +382,12 @@ impl ReplicaRuntime for DockerRuntime {
         )]);
         let found = self
             .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            }))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(engine("listing containers"))?;
         let mut adopted = Adopted::default();
@@ -383,7 +404,7 @@ impl ReplicaRuntime for DockerRuntime {
             else {
                 continue;
             };
-            if summary.state.as_deref() == Some("running") {
+            if summary.state == Some(ContainerSummaryStateEnum::RUNNING) {
                 match self.address_of(&container, name.as_str()).await {
                     Ok(addr) => {
                         tracing::info!(replica = %name, %addr, "adopted running container");

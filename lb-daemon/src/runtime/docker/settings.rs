@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::container::{Config, NetworkingConfig};
-use bollard::models::{EndpointSettings, HostConfig};
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use lb_core::NodeId;
 
 /// Label naming the daemon that owns a container.
@@ -50,13 +49,15 @@ pub struct DockerSettings {
     pub stop_on_shutdown: bool,
     /// How long a new container has to accept connections.
     pub ready_timeout: Duration,
+    /// How long a stopped container gets between SIGTERM and SIGKILL (`docker stop -t`).
+    pub stop_timeout: Duration,
 }
 
 impl DockerSettings {
     /// The container spec of replica `name`: image, environment (`SERVER_ID`,
     /// `PORT`, then `env` and `replica_env.<name>`), owner and replica labels,
     /// limits, and the network with `name` as its alias.
-    pub(super) fn container_config(&self, name: &NodeId) -> Config<String> {
+    pub(super) fn container_config(&self, name: &NodeId) -> ContainerCreateBody {
         let mut env = vec![format!("SERVER_ID={name}"), format!("PORT={}", self.port)];
         let extra = self.replica_env.get(name.as_str());
         for (key, value) in self.env.iter().chain(extra.into_iter().flatten()) {
@@ -70,7 +71,7 @@ impl DockerSettings {
             aliases: Some(vec![name.to_string()]),
             ..Default::default()
         };
-        Config {
+        ContainerCreateBody {
             image: Some(self.image.clone()),
             env: Some(env),
             labels: Some(labels),
@@ -81,7 +82,7 @@ impl DockerSettings {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: HashMap::from([(self.network.clone(), endpoint)]),
+                endpoints_config: Some(HashMap::from([(self.network.clone(), endpoint)])),
             }),
             ..Default::default()
         }
