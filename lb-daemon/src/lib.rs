@@ -27,7 +27,8 @@
 //! - [`config`]: TOML → validated [`config::Config`].
 //! - [`testing`]: what the integration tests and fuzz targets reach below [`run`].
 //! - `observe`: what an operator sees: Prometheus metrics on `/metrics`, the JSON of
-//!   `/status`, the live `/dashboard` page.
+//!   `/status`, the live `/dashboard` page, the access log, and [`healthcheck`], the
+//!   probe behind `lb-daemon healthcheck`.
 //!
 //! [`run`] runs the control plane (admin API, prober, runtime) on the caller's tokio
 //! runtime and starts `workers` data-plane threads of their own.
@@ -40,6 +41,8 @@ pub(crate) mod data_plane;
 pub(crate) mod observe;
 pub(crate) mod runtime;
 pub mod testing;
+
+pub use observe::healthcheck;
 
 use std::sync::Arc;
 

@@ -123,3 +123,43 @@ fn unreadable_or_mismatched_files_are_config_errors_naming_the_key() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_healthcheck_speaks_tls_to_a_tls_listener_and_trusts_only_its_own_certificate() {
+    let dir = scratch("health");
+    let (cert, key) = self_signed(&dir);
+    let port = common::free_port();
+    let config = tls_config(&cert, &key).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let daemon = Daemon::start(&config);
+    let healthcheck = |config: &Path| {
+        let out = Command::new(binary("lb-daemon"))
+            .args(["healthcheck", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(healthcheck(&daemon.config), (Some(0), String::new()));
+    // The same listener, but a config that names another certificate: refused.
+    let (other_cert, other_key) = self_signed(&dir.join("other"));
+    let other = dir.join("other.toml");
+    std::fs::write(
+        &other,
+        tls_config(&other_cert, &other_key).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    )
+    .unwrap();
+    let (code, err) = healthcheck(&other);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -4,5 +4,6 @@
 
 pub mod access_log;
 pub mod dashboard;
+pub mod healthcheck;
 pub mod metrics;
 pub mod status;
