@@ -27,7 +27,6 @@ use crate::data_plane::forward::Forwarder;
 use crate::data_plane::h1;
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::tls::{self, Secure, TlsConfig};
-use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{Metrics, StageTimers};
 
 /// How often a worker closes idle upstream connections that aged out or whose
@@ -86,10 +85,6 @@ impl Handler for ProxyHandler {
                 }
             }
             let started = Instant::now();
-            let access = self.forwarder.settings.load().access_log.then(|| {
-                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                AccessEntry::new(req.method().as_str(), target)
-            });
             let in_flight = InFlight::enter(&self.metrics.in_flight).keeping(busy);
             let (response, forwarded) = self
                 .forwarder
@@ -100,12 +95,12 @@ impl Handler for ProxyHandler {
             let status = response.status().as_u16();
             self.metrics
                 .record_request(forwarded.served_by.as_deref(), status);
-            if let Some(entry) = access {
+            if let Some(entry) = &forwarded.access {
                 let bytes = response
                     .headers()
                     .get(hyper::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok()?.parse().ok());
-                entry.write(&forwarded, status, took, bytes);
+                entry.write(forwarded.replica.as_ref(), status, took, bytes);
             }
             response
         }

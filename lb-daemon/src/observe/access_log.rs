@@ -10,48 +10,47 @@
 
 use std::time::Duration;
 
-use crate::data_plane::forward::Forwarded;
+use hyper::header::HeaderValue;
+use lb_core::{HashFunction, Xxh3};
 
-/// What the access log keeps of a request before it is forwarded.
+/// What the access log keeps of a request: made when the request is routed, written
+/// when it is answered.
 #[derive(Debug, Clone)]
 pub struct AccessEntry {
     /// The request method.
     pub method: String,
     /// The request path, without the query.
     pub path: String,
+    /// xxh3 of the request key.
+    pub key_hash: u64,
 }
 
 impl AccessEntry {
-    /// The entry for `method` and `target` (`/path?query`).
-    pub fn new(method: &str, target: &str) -> Self {
+    /// The entry for `method` and `target` (`/path?query`), routed by `key`.
+    pub fn new(method: &str, target: &str, key: &[u8]) -> Self {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
         Self {
             method: method.to_string(),
             path: path.to_string(),
+            key_hash: Xxh3.hash(key),
         }
     }
 
-    /// Writes the line of this request, which `forwarded` served with `status`.
+    /// Writes the line of this request, which `replica` (its `X-LB-Replica` value;
+    /// `None`: no replica) answered with `status`.
     pub fn write(
         &self,
-        forwarded: &Forwarded,
+        replica: Option<&HeaderValue>,
         status: u16,
         duration: Duration,
         bytes: Option<u64>,
     ) {
-        let replica = forwarded
-            .replica
-            .as_ref()
-            .and_then(|name| name.to_str().ok())
-            .unwrap_or("-");
-        let key_hash = forwarded
-            .key_hash
-            .map_or_else(|| "-".to_string(), |hash| format!("{hash:016x}"));
+        let replica = replica.and_then(|name| name.to_str().ok()).unwrap_or("-");
         tracing::info!(
             target: "access",
             method = %self.method,
             path = %self.path,
-            key_hash = %key_hash,
+            key_hash = %format_args!("{:016x}", self.key_hash),
             replica,
             status,
             duration_ms = duration.as_secs_f64() * 1000.0,

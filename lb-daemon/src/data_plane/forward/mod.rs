@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
-use lb_core::{HashFunction, NodeId, Xxh3};
+use lb_core::NodeId;
 
 use crate::control_plane::pool::RoutingView;
 use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
@@ -36,6 +36,7 @@ use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
+use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{Metrics, StageTimers};
 
 mod outcome;
@@ -127,7 +128,7 @@ impl Forwarder {
 
         let tries = (settings.retries + 1).min(MAX_TRIES);
         let mut targets: [Option<(&NodeId, &Upstream)>; MAX_TRIES] = [None; MAX_TRIES];
-        let key_hash = {
+        let access = {
             let request = HyperRequest {
                 uri: &parts.uri,
                 headers: &parts.headers,
@@ -136,7 +137,10 @@ impl Forwarder {
             for (slot, target) in targets.iter_mut().zip(snapshot.routes(&key).take(tries)) {
                 *slot = Some(target);
             }
-            settings.access_log.then(|| Xxh3.hash(&key))
+            settings.access_log.then(|| {
+                let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                AccessEntry::new(parts.method.as_str(), target, &key)
+            })
         };
         if targets[0].is_none() {
             return (
@@ -145,7 +149,7 @@ impl Forwarder {
                     "no healthy replica is available",
                 ),
                 Forwarded {
-                    key_hash,
+                    access,
                     ..Forwarded::default()
                 },
             );
@@ -179,7 +183,7 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
-        let mut tries = Tries::new(key_hash);
+        let mut tries = Tries::new(access);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
             let pool = &*self.upstreams;
             let checkout = match tries

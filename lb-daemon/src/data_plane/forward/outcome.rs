@@ -10,6 +10,7 @@ use lb_core::NodeId;
 
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::upstream_pool::ConnectError;
+use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{FailureKind, ReplicaMetrics};
 
 use super::ProxySettings;
@@ -21,8 +22,8 @@ pub struct Forwarded {
     pub served_by: Option<Arc<ReplicaMetrics>>,
     /// That replica's name, as the `X-LB-Replica` value (for the access log).
     pub replica: Option<HeaderValue>,
-    /// xxh3 of the request key, when the access log is on.
-    pub key_hash: Option<u64>,
+    /// The request's access-log entry, when the access log is on.
+    pub access: Option<AccessEntry>,
     /// Tries made (0 when no replica was Up or the request was refused before).
     pub tries: usize,
 }

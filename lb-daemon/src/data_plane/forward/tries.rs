@@ -14,6 +14,7 @@ use crate::data_plane::accounting::InFlight;
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::upstream_pool::{Checkout, ConnectError, Pooled, UpstreamPool};
+use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::StageTimers;
 
 use super::Forwarder;
@@ -37,11 +38,11 @@ pub(crate) enum NoConnection {
 }
 
 impl<'a> Tries<'a> {
-    /// No try yet, for a request whose key hashes to `key_hash` (access log on).
-    pub(crate) fn new(key_hash: Option<u64>) -> Self {
+    /// No try yet, for a request with this access-log entry (access log on).
+    pub(crate) fn new(access: Option<AccessEntry>) -> Self {
         Self {
             forwarded: Forwarded {
-                key_hash,
+                access,
                 ..Forwarded::default()
             },
             last: None,

@@ -22,6 +22,7 @@ use crate::data_plane::h1::response::{self, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
+use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::StageTimers;
 
 /// Largest response head taken from a replica, bytes (hyper's client reads up to
@@ -43,8 +44,8 @@ pub struct LeanRequest {
     pub idempotent: bool,
     /// The client asked to close after this request.
     pub close: bool,
-    /// xxh3 of the request key, when the access log is on.
-    pub key_hash: Option<u64>,
+    /// Its access-log entry, when the access log is on.
+    pub access: Option<AccessEntry>,
 }
 
 /// How the exchange left the client connection.
@@ -128,14 +129,14 @@ impl Forwarder {
     /// answer to `client`. `in_flight` counts the request until the response is done.
     pub async fn exchange(
         &self,
-        request: LeanRequest,
+        mut request: LeanRequest,
         targets: &[Option<(&NodeId, &Upstream)>],
         settings: &ProxySettings,
         client: &mut WriteHalf<'_>,
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> Exchanged {
-        let mut tries = Tries::new(request.key_hash);
+        let mut tries = Tries::new(request.access.take());
         let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
         let mut out: Vec<u8> = Vec::with_capacity(512);
         for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {

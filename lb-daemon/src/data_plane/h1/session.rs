@@ -40,7 +40,6 @@ use crate::data_plane::reply::failure;
 use crate::data_plane::snapshot::{Snapshot, Upstream};
 use crate::data_plane::worker::ProxyHandler;
 use crate::observe::access_log::AccessEntry;
-use lb_core::{HashFunction, Xxh3};
 
 /// Bytes added to a client's buffer when it runs short. The buffer lives only from the
 /// first byte of a request to its forward, so its size costs no memory per idle
@@ -72,9 +71,8 @@ impl KeyedRequest for RequestHead<'_> {
 /// What the bytes read so far amount to (lives on the stack of one request).
 #[allow(clippy::large_enum_variant)]
 enum Next<'s> {
-    /// A request to forward, the number of bytes it took from the buffer, and its
-    /// access-log entry when the access log is on.
-    Forward(LeanRequest, Candidates<'s>, usize, Option<AccessEntry>),
+    /// A request to forward, and the number of bytes it took from the buffer.
+    Forward(LeanRequest, Candidates<'s>, usize),
     /// A lean head whose body is not all here: this many bytes in total.
     Body(usize),
     /// hyper's from here on.
@@ -144,8 +142,8 @@ pub async fn serve(
                 None => return,
             }
         }
-        let (request, (targets, count), used, access) = match next {
-            Next::Forward(request, candidates, used, access) => (request, candidates, used, access),
+        let (request, (targets, count), used) = match next {
+            Next::Forward(request, candidates, used) => (request, candidates, used),
             Next::Body(_) => return,
             Next::Handoff => {
                 let io = Rewind::new(buf, stream);
@@ -182,9 +180,9 @@ pub async fn serve(
         handler
             .metrics
             .record_request(exchanged.forwarded.served_by.as_deref(), exchanged.status);
-        if let Some(entry) = access {
+        if let Some(entry) = &exchanged.forwarded.access {
             entry.write(
-                &exchanged.forwarded,
+                exchanged.forwarded.replica.as_ref(),
                 exchanged.status,
                 took,
                 exchanged.body_bytes,
@@ -291,20 +289,14 @@ fn plan<'s>(
         *slot = Some(target);
         count += 1;
     }
-    let access = settings
-        .access_log
-        .then(|| (AccessEntry::new(head.method, head.target), Xxh3.hash(&key)));
     let request = LeanRequest {
         bytes,
         head_request: head.method == "HEAD",
         idempotent: head.idempotent(),
         close: head.close,
-        key_hash: access.as_ref().map(|(_, hash)| *hash),
+        access: settings
+            .access_log
+            .then(|| AccessEntry::new(head.method, head.target, &key)),
     };
-    Some(Next::Forward(
-        request,
-        (targets, count),
-        total,
-        access.map(|(entry, _)| entry),
-    ))
+    Some(Next::Forward(request, (targets, count), total))
 }
