@@ -88,6 +88,12 @@ fn plain_http_on_the_tls_port_is_refused_cleanly() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.contains("HTTPS"), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap();
+    assert_eq!(length.parse::<usize>().unwrap(), body.len(), "{answer}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -28,7 +28,7 @@ const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// The answer to plain HTTP on a TLS port.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
-Content-Length: 42\r\nConnection: close\r\n\r\nThis port speaks HTTPS: use https:// here.\n";
+Content-Length: 43\r\nConnection: close\r\n\r\nThis port speaks HTTPS: use https:// here.\n";
 
 /// A TLS listener's server configuration, swapped whole when a reload reads the
 /// certificate files again.
