@@ -160,9 +160,10 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
             .map(|(a, w)| (NodeId::new(a.as_str()).unwrap(), *w)),
     )
     .unwrap();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
-        .build();
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
     let mut golden =
         String::from("# key\tserver chosen by nginx 1.22 `hash $arg_key consistent`\n");
     let mut mismatches = Vec::new();
@@ -172,7 +173,8 @@ fn nginx_mode_picks_the_same_server_as_nginx() {
             .get(&format!("http://{listen}/home?key={key}"))
             .call()
             .unwrap()
-            .into_string()
+            .body_mut()
+            .read_to_string()
             .unwrap();
         let chosen = body
             .split("Hello from Server: ")

@@ -31,16 +31,22 @@ fn free_port() -> u16 {
 }
 
 fn call(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let request = ureq::request(method, url).timeout(Duration::from_secs(5));
-    let answer = match body {
-        Some(body) => request
-            .set("content-type", "application/json")
-            .send_string(body),
-        None => request.call(),
-    };
-    match answer {
-        Ok(resp) => (resp.status(), resp.into_json().unwrap()),
-        Err(ureq::Error::Status(code, resp)) => (code, resp.into_json().unwrap_or_default()),
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(body.unwrap_or_default().to_string())
+        .unwrap();
+    match agent.run(request) {
+        Ok(mut resp) => (
+            resp.status().as_u16(),
+            resp.body_mut().read_json().unwrap_or_default(),
+        ),
         Err(e) => panic!("{method} {url}: {e}"),
     }
 }
@@ -78,8 +84,8 @@ fn every_options_votes_add_up_whatever_replica_counts_them() {
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     loop {
-        if let Ok(resp) = ureq::get(&format!("{base}/rep")).call() {
-            let rep: serde_json::Value = resp.into_json().unwrap();
+        if let Ok(mut resp) = ureq::get(&format!("{base}/rep")).call() {
+            let rep: serde_json::Value = resp.body_mut().read_json().unwrap();
             if rep["message"]["N"] == 3 {
                 break;
             }
@@ -93,7 +99,8 @@ fn every_options_votes_add_up_whatever_replica_counts_them() {
     let page = ureq::get(&format!("{base}/"))
         .call()
         .unwrap()
-        .into_string()
+        .body_mut()
+        .read_to_string()
         .unwrap();
     assert!(page.contains("?option=") && page.contains("kubernetes"));
     let cast = [

@@ -37,4 +37,4 @@ pub mod status;
 
 pub use answer::{Answer, AnswerError, Outcome, Refused};
 pub use replicas::{ChangeError, ChangeRequest, Hostname, ReplicaList};
-pub use status::{ReplicaState, ReplicaStatus, RequestCounts, StatusDocument};
+pub use status::{ReplicaState, ReplicaStatus, RequestCounts, RingFingerprint, StatusDocument};

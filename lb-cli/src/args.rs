@@ -28,8 +28,13 @@ pub struct Args {
 pub enum Command {
     /// List the replicas (`GET /rep`).
     Rep,
-    /// Each replica's state, address, uptime, requests and ring share (`GET /status`).
-    Status,
+    /// Each replica's state, address, uptime, requests and ring share (`GET /status`);
+    /// with two or more URLs, whether those daemons route every key alike (their ring
+    /// fingerprints), naming each one that does not (exit status 1).
+    Status {
+        /// Daemons to compare (base URLs); none: `--url`'s daemon, as a table.
+        urls: Vec<String>,
+    },
     /// Print a shell completion script, e.g. `lbctl completions bash > /etc/bash_completion.d/lbctl`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

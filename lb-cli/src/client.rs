@@ -65,7 +65,11 @@ impl AdminClient {
     pub fn new(base: &str, timeout: Duration) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
-            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(timeout))
+                .http_status_as_error(false)
+                .build()
+                .new_agent(),
             token: None,
         }
     }
@@ -76,9 +80,11 @@ impl AdminClient {
         self
     }
 
-    fn authorized(&self, request: ureq::Request) -> ureq::Request {
+    /// A JSON request carrying the bearer token, if any.
+    fn change<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request.header("content-type", "application/json");
         match &self.token {
-            Some(token) => request.set("authorization", &format!("Bearer {token}")),
+            Some(token) => request.header("authorization", format!("Bearer {token}")),
             None => request,
         }
     }
@@ -109,8 +115,8 @@ impl AdminClient {
     pub fn add(&self, n: usize, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/add", self.base);
         let body = ChangeRequest::new(n, names.iter().cloned())?.to_json();
-        let request = self.authorized(self.agent.post(&url));
-        self.replica_list(&url, json(request).send_string(&body))
+        let request = self.change(self.agent.post(&url));
+        self.replica_list(&url, request.send(&body))
     }
 
     /// `DELETE /rm` of `n` replicas, `names` first.
@@ -120,14 +126,14 @@ impl AdminClient {
     pub fn remove(&self, n: usize, names: &[String]) -> Result<Replicas, ClientError> {
         let url = format!("{}/rm", self.base);
         let body = ChangeRequest::new(n, names.iter().cloned())?.to_json();
-        let request = self.authorized(self.agent.delete(&url));
-        self.replica_list(&url, json(request).send_string(&body))
+        let request = self.change(self.agent.delete(&url)).force_send_body();
+        self.replica_list(&url, request.send(&body))
     }
 
     fn replica_list(
         &self,
         url: &str,
-        result: Result<ureq::Response, ureq::Error>,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Replicas, ClientError> {
         let (status, body) = self.answer(url, result)?;
         match decode::<ReplicaList>(url, status, &body)? {
@@ -147,31 +153,24 @@ impl AdminClient {
     fn answer(
         &self,
         url: &str,
-        result: Result<ureq::Response, ureq::Error>,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<(u16, String), ClientError> {
-        let (status, response) = match result {
-            Ok(response) => (response.status(), response),
-            Err(ureq::Error::Status(status, response)) => (status, response),
-            Err(ureq::Error::Transport(e)) => {
-                return Err(ClientError::Unreachable {
-                    url: url.to_string(),
-                    cause: e.to_string(),
-                });
-            }
-        };
+        // The agent reads 4xx and 5xx as answers (`http_status_as_error(false)`), so every
+        // error here is the transport's.
+        let mut response = result.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            cause: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
         let body = response
-            .into_string()
+            .body_mut()
+            .read_to_string()
             .map_err(|e| ClientError::Unreachable {
                 url: url.to_string(),
                 cause: format!("reading the answer failed: {e}"),
             })?;
         Ok((status, body))
     }
-}
-
-/// `Content-Type: application/json`.
-fn json(request: ureq::Request) -> ureq::Request {
-    request.set("content-type", "application/json")
 }
 
 /// Turns an answer into its success message (with the body) or the daemon's failure.

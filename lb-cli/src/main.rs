@@ -1,12 +1,14 @@
-//! `lbctl [--url URL] [--json] rep | status | add -n N [NAME...] | rm -n N [NAME...] | bench |
-//! analyze | completions SHELL`
+//! `lbctl [--url URL] [--json] rep | status [URL...] | add -n N [NAME...] | rm -n N [NAME...] |
+//! bench | analyze | completions SHELL`
 //!
 //! Lists, adds and removes the replicas of an lb-daemon over its admin API. Prints a
 //! table by default and the daemon's JSON answer with `--json`.
 //!
-//! Exit codes: 0 success; 1 the daemon refused the call (its reason on stderr);
+//! Exit codes: 0 success; 1 the daemon refused the call (its reason on stderr), or the
+//! daemons `status URL URL...` compares do not all agree;
 //! 2 the daemon could not be reached or answered something else, or bad usage.
 
+mod agreement;
 mod analyze;
 mod args;
 mod bench;
@@ -34,8 +36,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if let Command::Status = &args.command {
-        return status_command(&client, args.json);
+    if let Command::Status { urls } = &args.command {
+        return match urls.as_slice() {
+            [] => status_command(&client, args.json),
+            [one] => status_command(&client_of(&args, one), args.json),
+            several => agreement_command(&args, several),
+        };
     }
     if let Command::Bench(bench_args) = &args.command {
         return bench_command(&args.url, bench_args);
@@ -62,7 +68,10 @@ fn main() -> ExitCode {
         Command::Rep => client.replicas(),
         Command::Add { n, names } => client.add(*n, names),
         Command::Rm { n, names } => client.remove(*n, names),
-        Command::Bench(_) | Command::Analyze(_) | Command::Status | Command::Completions { .. } => {
+        Command::Bench(_)
+        | Command::Analyze(_)
+        | Command::Status { .. }
+        | Command::Completions { .. } => {
             return ExitCode::from(2);
         }
     };
@@ -86,6 +95,40 @@ fn main() -> ExitCode {
             eprintln!("lbctl: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A client of the daemon at `url` with `args`' token and timeout.
+fn client_of(args: &Args, url: &str) -> AdminClient {
+    AdminClient::new(url, Duration::from_millis(args.timeout_ms)).with_token(args.token.clone())
+}
+
+/// `lbctl status URL URL...`: whether the daemons agree; exit status 0 when they all
+/// show one fingerprint, 1 when one differs or does not answer.
+fn agreement_command(args: &Args, urls: &[String]) -> ExitCode {
+    let answers = urls
+        .iter()
+        .map(|url| {
+            let answer = client_of(args, url).status().map_err(|e| e.to_string());
+            (url.clone(), answer)
+        })
+        .collect();
+    let agreement = agreement::compare(answers);
+    if args.json {
+        match serde_json::to_string_pretty(&agreement) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("lbctl: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{}", agreement::render(&agreement));
+    }
+    if agreement.agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -22,7 +22,7 @@ pub fn replicas(names: &[String]) -> String {
 /// share in %).
 pub fn status(document: &StatusDocument) -> String {
     let mut out = format!(
-        "{} replica{}, hash {} ({} points per weight), {} requests ({} unrouted), up {:.0} s\n",
+        "{} replica{}, hash {} ({} points per weight), ring {} (epoch {}), {} requests ({} unrouted), up {:.0} s\n",
         document.replicas.len(),
         if document.replicas.len() == 1 {
             ""
@@ -31,6 +31,8 @@ pub fn status(document: &StatusDocument) -> String {
         },
         document.hash,
         document.points_per_weight,
+        document.fingerprint,
+        document.epoch,
         document.requests.total,
         document.requests.unrouted,
         document.uptime_ms as f64 / 1000.0
@@ -80,7 +82,8 @@ mod tests {
     #[test]
     fn the_status_table_has_a_row_per_replica_with_its_state_and_share() {
         let document: lb_api::StatusDocument = serde_json::from_str(
-            r#"{"hash":"xxh3","points_per_weight":160,"requests":{"total":7,"unrouted":1},
+            r#"{"hash":"xxh3","points_per_weight":160,"fingerprint":"00000000000000ab","epoch":4,
+               "requests":{"total":7,"unrouted":1},
                "replicas":[{"name":"server1","address":"127.0.0.1:9001","state":"up","uptime_ms":2000,
                "state_ms":2000,"respawns":0,"in_flight":0,"requests":6,"ring_share":0.25},
                {"name":"server2","address":null,"state":"respawning","uptime_ms":0,"state_ms":10,
@@ -91,6 +94,10 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         assert!(lines[0].starts_with("2 replicas, hash xxh3"), "{table}");
+        assert!(
+            lines[0].contains("ring 00000000000000ab (epoch 4)"),
+            "{table}"
+        );
         assert!(lines[2].starts_with("server1") && lines[2].contains("127.0.0.1:9001"));
         assert!(
             lines[2].contains(" up ") && lines[2].ends_with("25.0%"),

@@ -23,6 +23,10 @@ pub trait Balancer {
     /// Sum of all weights.
     fn total_weight(&self) -> u64;
 
+    /// Equal for two balancers that map every key alike (see
+    /// [`HashRing::fingerprint`]).
+    fn fingerprint(&self) -> u64;
+
     /// The first candidate `accept` takes (e.g. the first Up node). Keys whose owner is
     /// accepted never move, whatever happens to other nodes.
     fn lookup_with(&self, key: &[u8], mut accept: impl FnMut(&NodeId) -> bool) -> Option<&NodeId> {
@@ -54,6 +58,10 @@ macro_rules! balancer_by_inherent_methods {
 
             fn total_weight(&self) -> u64 {
                 $table::total_weight(self)
+            }
+
+            fn fingerprint(&self) -> u64 {
+                $table::fingerprint(self)
             }
         }
     };

@@ -63,6 +63,7 @@ mod balancer;
 mod bounded;
 mod candidates;
 mod error;
+mod fingerprint;
 mod hash;
 mod health;
 mod maglev;

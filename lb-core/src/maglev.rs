@@ -5,7 +5,7 @@
 use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
 use crate::node::{member_rank, members_heap_bytes, new_member_rank, sorted_members};
-use crate::{Balancer, Error, Node, NodeId};
+use crate::{Balancer, Error, Node, NodeId, fingerprint};
 
 /// Table size when none is given: 65,537 (prime), as the paper's smaller size.
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
@@ -206,6 +206,13 @@ impl<H: HashFunction> Maglev<H> {
             .into_iter()
             .map(|c| f64::from(c) / total)
             .collect()
+    }
+
+    /// A fingerprint of this table's mapping, as [`HashRing::fingerprint`](crate::HashRing::fingerprint):
+    /// equal for two tables that map every key alike (the algorithm, the
+    /// [`table_size`](Self::table_size), the hash function, every node's id and weight).
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint::of("maglev", self.size, &self.hasher, &self.nodes)
     }
 
     /// Bytes of heap memory held (table and node list).

@@ -113,3 +113,40 @@ fn sha256_and_md5_positions_match_python_hashlib() {
         .collect();
     assert_eq!(out.lines().collect::<Vec<_>>(), want);
 }
+
+/// Ring fingerprints are compared between processes, machines and versions (two
+/// daemons agree when theirs are equal), so they are frozen too: a change of the
+/// encoding is a change daemons of two versions would disagree over.
+#[test]
+fn fingerprints_are_frozen() {
+    let mut got = Vec::new();
+    for (algo, points) in [
+        (HashAlgorithm::Xxh3, 160),
+        (HashAlgorithm::Sha256, 160),
+        (HashAlgorithm::Md5, 160),
+        (HashAlgorithm::Nginx, 160),
+        (HashAlgorithm::Xxh3, 100),
+    ] {
+        let ring = HashRing::from_nodes(
+            algo,
+            points,
+            [("server1", 1), ("server2", 1), ("server3", 2)]
+                .map(|(n, w)| (NodeId::new(n).unwrap(), w)),
+        )
+        .unwrap();
+        got.push(format!("{:016x}", ring.fingerprint()));
+    }
+    let empty = HashRing::new();
+    got.push(format!("{:016x}", empty.fingerprint()));
+    assert_eq!(
+        got,
+        [
+            "04de3a32abf25f80",
+            "7dbc37209e8b53e0",
+            "8b1da2dc9f25614a",
+            "bbe75edaf688584f",
+            "ef54cb46cd528eef",
+            "66ee423b6e6b79d5",
+        ]
+    );
+}

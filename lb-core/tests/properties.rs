@@ -1,7 +1,7 @@
 //! Properties of the ring that users rely on (proptest).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lb_core::{HashRing, NodeId};
+use lb_core::{HashAlgorithm, HashRing, NodeId};
 use proptest::prelude::*;
 
 fn ring_of(names: &[String], weights: &[u32]) -> HashRing {
@@ -84,6 +84,34 @@ proptest! {
         reversed_weights.reverse();
         let backward = ring_of(&reversed_names, &reversed_weights);
         prop_assert_eq!(owners(&forward, &keys), owners(&backward, &keys));
+        prop_assert_eq!(forward.fingerprint(), backward.fingerprint());
+    }
+
+    #[test]
+    fn any_change_that_can_move_a_key_changes_the_fingerprint(
+        (names, weights, _keys) in setup(),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let ring = ring_of(&names, &weights);
+        let print = ring.fingerprint();
+        let name = &names[pick.index(names.len())];
+        let mut removed = ring.clone();
+        removed.remove(name).unwrap();
+        prop_assert_ne!(removed.fingerprint(), print);
+        let mut reweighted = ring.clone();
+        let weight = reweighted.node(name).unwrap().weight();
+        reweighted.set_weight(name, weight + 1).unwrap();
+        prop_assert_ne!(reweighted.fingerprint(), print);
+        let mut renamed = removed.clone();
+        renamed.add(NodeId::new(format!("{name}x")).unwrap(), weight).unwrap();
+        prop_assert_ne!(renamed.fingerprint(), print);
+        for (hash, points) in [(HashAlgorithm::Xxh3, 100), (HashAlgorithm::Md5, 160)] {
+            let mut other = HashRing::with_hasher(hash, points).unwrap();
+            for node in ring.nodes() {
+                other.add(node.id().clone(), node.weight()).unwrap();
+            }
+            prop_assert_ne!(other.fingerprint(), print);
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ use crate::runtime::ReplicaRuntime;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::fixed::StaticRuntime;
 use crate::runtime::process::ProcessRuntime;
+use crate::runtime::swarm::SwarmRuntime;
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +154,11 @@ pub async fn run_with_reloads(
         )),
         Runtime::Docker(settings) => Arc::new(
             DockerRuntime::connect(settings.clone(), events_tx)
+                .await
+                .map_err(|e| DaemonError::Boot(AdminError::Runtime(e)))?,
+        ),
+        Runtime::Swarm(settings) => Arc::new(
+            SwarmRuntime::connect(settings.clone(), events_tx)
                 .await
                 .map_err(|e| DaemonError::Boot(AdminError::Runtime(e)))?,
         ),

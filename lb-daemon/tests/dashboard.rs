@@ -69,39 +69,33 @@ fn status_reports_every_replica_with_its_requests_and_ring_share() {
 #[test]
 fn a_page_of_another_origin_cannot_change_replicas() {
     let daemon = Daemon::start(&base_config(2));
-    let refused = agent()
+    let mut refused = agent()
         .post(&daemon.url("/add"))
-        .set("Origin", "http://evil.example")
-        .set("Content-Type", "text/plain")
-        .send_string(r#"{"n":1}"#);
-    match refused {
-        Err(ureq::Error::Status(403, response)) => {
-            let body = response.into_string().unwrap();
-            assert!(body.contains("cross-origin"), "{body}");
-        }
-        other => panic!("expected 403, got {other:?}"),
-    }
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "text/plain")
+        .send(r#"{"n":1}"#)
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body = refused.body_mut().read_to_string().unwrap();
+    assert!(body.contains("cross-origin"), "{body}");
     assert_eq!(daemon.replicas(), ["server1", "server2"]);
     // DNS rebinding: the attacker's name re-pointed at 127.0.0.1, so Origin and Host agree.
     let port = daemon.addr.port();
-    let rebound = agent()
+    let mut rebound = agent()
         .post(&daemon.url("/add"))
-        .set("Host", &format!("evil.example:{port}"))
-        .set("Origin", &format!("http://evil.example:{port}"))
-        .send_string(r#"{"n":1}"#);
-    match rebound {
-        Err(ureq::Error::Status(403, response)) => {
-            let body = response.into_string().unwrap();
-            assert!(body.contains("IP address or localhost"), "{body}");
-        }
-        other => panic!("expected 403, got {other:?}"),
-    }
+        .header("Host", format!("evil.example:{port}"))
+        .header("Origin", format!("http://evil.example:{port}"))
+        .send(r#"{"n":1}"#)
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let body = rebound.body_mut().read_to_string().unwrap();
+    assert!(body.contains("IP address or localhost"), "{body}");
     assert_eq!(daemon.replicas(), ["server1", "server2"]);
     // The page's own origin is allowed.
     let same = agent()
         .post(&daemon.url("/add"))
-        .set("Origin", &format!("http://{}", daemon.addr))
-        .send_string(r#"{"n":1}"#)
+        .header("Origin", format!("http://{}", daemon.addr))
+        .send(r#"{"n":1}"#)
         .unwrap();
     assert_eq!(same.status(), 200);
     assert_eq!(daemon.replicas(), ["server1", "server2", "server3"]);

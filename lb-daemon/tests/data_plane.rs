@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, agent, base_config, call, wait_for};
+use common::{Daemon, agent, base_config, call, header, wait_for};
 use serde_json::Value;
 
 fn with(config: &str, section: &str) -> String {
@@ -41,11 +41,10 @@ fn a_slow_endpoint_gets_504s_and_no_replica_is_respawned() {
             std::thread::spawn(move || {
                 match agent()
                     .get(&url)
-                    .set("x-lb-key", &format!("slow-{i}"))
+                    .header("x-lb-key", format!("slow-{i}"))
                     .call()
                 {
-                    Ok(r) => r.status(),
-                    Err(ureq::Error::Status(code, _)) => code,
+                    Ok(r) => r.status().as_u16(),
                     Err(e) => panic!("transport error: {e}"),
                 }
             })
@@ -287,10 +286,7 @@ fn beyond_the_connection_cap_a_request_queues_then_gets_503_with_retry_after() {
             std::thread::sleep(Duration::from_millis(delay_ms));
             let started = Instant::now();
             let answer = match agent().get(&url).call() {
-                Ok(r) => (r.status(), r.header("retry-after").map(str::to_string)),
-                Err(ureq::Error::Status(code, r)) => {
-                    (code, r.header("retry-after").map(str::to_string))
-                }
+                Ok(r) => (r.status().as_u16(), header(&r, "retry-after")),
                 Err(e) => panic!("transport error: {e}"),
             };
             (answer, started.elapsed())

@@ -179,3 +179,44 @@ fn lbctl_bench_tsunami_keeps_its_pace_and_its_report_matches_the_metrics() {
         "{text}"
     );
 }
+
+/// The `message` of a daemon's `/status`.
+fn status_of(daemon: &Daemon) -> serde_json::Value {
+    let (code, body) = call("GET", &daemon.url("/status"), None);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"].clone()
+}
+
+#[test]
+fn lbctl_status_compares_ring_fingerprints_and_names_the_daemon_that_differs() {
+    let a = Daemon::start(&base_config(2));
+    let b = Daemon::start(&base_config(2));
+    let c = Daemon::start(&format!("points_per_weight = 100\n{}", base_config(2)));
+    let print = |d: &Daemon| status_of(d)["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(print(&a).len(), 16);
+    assert_eq!(print(&a), print(&b), "same replicas, same settings");
+    assert_ne!(print(&a), print(&c), "another points_per_weight");
+    let urls = [a.url(""), b.url(""), c.url("")];
+    let (code, out, err) = lbctl(&urls[0], &["status", &urls[0], &urls[1], &urls[2]]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.ends_with(&format!("disagreeing: {}\n", urls[2])),
+        "{out}"
+    );
+
+    // An /add on one daemon only: its epoch grows and the two disagree until the
+    // other one gets the same replica.
+    let epoch = status_of(&a)["epoch"].as_u64().unwrap();
+    let body = r#"{"n":1,"hostnames":["s9"]}"#;
+    assert_eq!(call("POST", &a.url("/add"), Some(body)).0, 200);
+    assert!(status_of(&a)["epoch"].as_u64().unwrap() > epoch);
+    assert_ne!(print(&a), print(&b));
+    let (code, _, _) = lbctl(&urls[0], &["status", &urls[0], &urls[1]]);
+    assert_eq!(code, 1);
+    assert_eq!(call("POST", &b.url("/add"), Some(body)).0, 200);
+    let (code, out, err) = lbctl(&urls[0], &["--json", "status", &urls[0], &urls[1]]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["agree"], true);
+    assert_eq!(report["reference"], print(&a));
+}

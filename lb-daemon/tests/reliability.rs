@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, agent, base_config, call, child_pids, key_owned_by, load, signal, wait_for};
+use common::{
+    Daemon, agent, base_config, call, child_pids, header, key_owned_by, load, signal, wait_for,
+};
 
 /// `wrk`, or `None` (with a note) when it is missing and `LB_REQUIRE_PEERS` is unset.
 fn wrk() -> Option<&'static str> {
@@ -134,9 +136,9 @@ fn rm_drains_a_slow_request_before_stopping_the_replica() {
     let result = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&result);
     let slow = std::thread::spawn(move || {
-        let resp = agent().get(&url).set("x-lb-key", &key).call();
+        let resp = agent().get(&url).header("x-lb-key", &key).call();
         *slot.lock().unwrap() = Some(
-            resp.map(|r| (r.status(), r.header("x-lb-replica").map(str::to_string)))
+            resp.map(|r| (r.status().as_u16(), header(&r, "x-lb-replica")))
                 .map_err(|e| e.to_string()),
         );
     });
@@ -233,7 +235,10 @@ fn an_rm_whose_client_disconnects_still_completes() {
     let server2 = child_pids(daemon.pid())["server2"];
     // A slow request keeps server2 busy, so /rm drains for about a second.
     let url = daemon.url("/sleep/1500");
-    let slow = std::thread::spawn(move || agent().get(&url).set("x-lb-key", &key).call().is_ok());
+    let slow = std::thread::spawn(move || {
+        let answer = agent().get(&url).header("x-lb-key", &key).call();
+        answer.is_ok_and(|r| r.status().is_success())
+    });
     std::thread::sleep(Duration::from_millis(200));
     let body = r#"{"n":1,"hostnames":["server2"]}"#;
     let mut admin = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, agent, base_config, signal, wait_for};
+use common::{Daemon, agent, base_config, header, signal, wait_for};
 use lb_daemon::config::Config;
 
 /// The replica that serves `/home?user=<user>` (no key header).
@@ -15,7 +15,7 @@ fn served_for_user(daemon: &Daemon, user: &str) -> String {
         .get(&daemon.url(&format!("/home?user={user}")))
         .call()
         .unwrap();
-    resp.header("x-lb-replica").unwrap().to_string()
+    header(&resp, "x-lb-replica").unwrap()
 }
 
 #[test]
@@ -118,6 +118,10 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "runtime.owner" => ("runtime", "kind = \"docker\"\nowner = \"o2\""),
         "runtime.port" => ("runtime", "kind = \"docker\"\nport = 9000"),
         "runtime.address" => ("runtime", "kind = \"docker\"\naddress = \"alias\""),
+        "runtime.constraints" => (
+            "runtime",
+            "kind = \"swarm\"\nconstraints = [\"node.role == worker\"]",
+        ),
         "runtime.stop_on_shutdown" => ("runtime", "kind = \"docker\"\nstop_on_shutdown = true"),
         "runtime.memory_mb" => ("runtime", "kind = \"docker\"\nmemory_mb = 64"),
         "runtime.cpus" => ("runtime", "kind = \"docker\"\ncpus = 0.5"),

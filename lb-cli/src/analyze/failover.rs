@@ -134,9 +134,10 @@ pub fn run(plan: &Plan) -> Result<Measured, AnalyzeError> {
         .map(|w| {
             let (url, next) = (url.clone(), Arc::clone(&next));
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(5))
-                    .build();
+                let agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(Duration::from_secs(5)))
+                    .build()
+                    .new_agent();
                 let mut rng = fastrand::Rng::with_seed(w as u64 + 1);
                 let mut results: Vec<(f64, Option<String>)> = Vec::new();
                 loop {
@@ -151,12 +152,17 @@ pub fn run(plan: &Plan) -> Result<Measured, AnalyzeError> {
                     let key = format!("{:016x}", rng.u64(..));
                     let replica = match agent
                         .get(&format!("{url}/home"))
-                        .set("x-lb-key", &key)
+                        .header("x-lb-key", &key)
                         .call()
                     {
-                        Ok(resp) => {
-                            let replica = resp.header("x-lb-replica").map(str::to_string);
-                            let _ = resp.into_string();
+                        // 4xx and 5xx are errors (ureq's default): a failed request.
+                        Ok(mut resp) => {
+                            let replica = resp
+                                .headers()
+                                .get("x-lb-replica")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
+                            let _ = resp.body_mut().read_to_string();
                             replica
                         }
                         Err(_) => None,

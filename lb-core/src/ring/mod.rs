@@ -5,7 +5,7 @@ mod index;
 use crate::candidates::Candidates;
 use crate::hash::{HashFunction, Xxh3};
 use crate::node::{member_rank, members_heap_bytes, new_member_rank, sorted_members};
-use crate::{Balancer, Error, Node, NodeId};
+use crate::{Balancer, Error, Node, NodeId, fingerprint};
 use index::PointIndex;
 
 /// Points per unit of weight when none is given: 160, as nginx and ketama.
@@ -295,6 +295,31 @@ impl<H: HashFunction> HashRing<H> {
             }
         }
         shares
+    }
+
+    /// A fingerprint of this ring's mapping: two rings with the same fingerprint map
+    /// every key to the same node and the same failover order (up to a 2⁻⁶⁴ chance of a
+    /// collision), whatever order their nodes were added in. It covers the algorithm
+    /// (ketama), [`points_per_weight`](Self::points_per_weight), the hash function and
+    /// every node's id and weight; it is stable across processes, machines and
+    /// versions of this crate that keep the same placement. `O(nodes)`.
+    ///
+    /// ```
+    /// use lb_core::{HashRing, NodeId};
+    /// let mut a = HashRing::new();
+    /// let mut b = HashRing::new();
+    /// for id in ["x", "y"] {
+    ///     a.add(NodeId::new(id).unwrap(), 1).unwrap();
+    /// }
+    /// for id in ["y", "x"] {
+    ///     b.add(NodeId::new(id).unwrap(), 1).unwrap();
+    /// }
+    /// assert_eq!(a.fingerprint(), b.fingerprint());
+    /// b.set_weight("x", 2).unwrap();
+    /// assert_ne!(a.fingerprint(), b.fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint::of("ketama", self.points_per_weight, &self.hasher, &self.nodes)
     }
 
     /// Bytes of heap memory the ring holds (points, index and node list).

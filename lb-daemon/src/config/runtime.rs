@@ -22,6 +22,15 @@
 //! env = { LOG = "info" }         # extra environment for every replica
 //! replica_env = { server2 = { EXIT_AFTER_MS = "1500" } }   # per hostname
 //!
+//! [runtime]                      # Swarm services, one task each (on a swarm manager)
+//! kind = "swarm"
+//! image = "lb-replica:latest"    # present on every node that may run a replica
+//! network = "lb-swarm"           # overlay, created attachable when missing
+//! address = "published"          # 127.0.0.1:<published port>; or "alias" (daemon on the network)
+//! constraints = ["node.role == worker"]   # optional placement
+//! # name_prefix, owner, port, env, replica_env, memory_mb, cpus, stop_on_shutdown,
+//! # ready_timeout_ms as for Docker
+//!
 //! [runtime]                      # addresses someone else runs
 //! kind = "static"
 //! [[runtime.replicas]]
@@ -40,6 +49,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::rules::{invalid, ms, ranged};
 use crate::runtime::docker::{AddressMode, DockerSettings};
+use crate::runtime::swarm::{SwarmAddress, SwarmSettings};
 
 /// `[runtime]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +73,9 @@ pub struct RuntimeFile {
     pub owner: Option<String>,
     /// Docker: replica port in the container.
     pub port: Option<u64>,
-    /// Docker: `"container-ip"` or `"alias"`.
+    /// Swarm: placement constraints of the replicas' tasks.
+    pub constraints: Option<Vec<String>>,
+    /// Docker: `"container-ip"` or `"alias"`; Swarm: `"published"` or `"alias"`.
     pub address: Option<String>,
     /// Docker: remove replicas on shutdown.
     pub stop_on_shutdown: Option<bool>,
@@ -103,6 +115,8 @@ pub enum Runtime {
     },
     /// Docker containers.
     Docker(DockerSettings),
+    /// Swarm services.
+    Swarm(SwarmSettings),
     /// Fixed addresses.
     Static(Vec<(NodeId, SocketAddr)>),
 }
@@ -136,8 +150,16 @@ pub(super) fn validate(file: RuntimeFile) -> Result<Runtime, ConfigError> {
         (file.env.is_some(), "runtime.env"),
         (file.replica_env.is_some(), "runtime.replica_env"),
     ] {
-        only_for(&kind, set, key, "docker")?;
+        if kind != "swarm" {
+            only_for(&kind, set, key, "docker")?;
+        }
     }
+    only_for(
+        &kind,
+        file.constraints.is_some(),
+        "runtime.constraints",
+        "swarm",
+    )?;
     only_for(&kind, file.replicas.is_some(), "runtime.replicas", "static")?;
     let ready_timeout = ms(
         "runtime.ready_timeout_ms",
@@ -163,11 +185,12 @@ pub(super) fn validate(file: RuntimeFile) -> Result<Runtime, ConfigError> {
     match kind.as_str() {
         "process" => process(file.command, ready_timeout, stop_timeout),
         "docker" => docker(file, ready_timeout, stop_timeout).map(Runtime::Docker),
+        "swarm" => swarm(file, ready_timeout, stop_timeout).map(Runtime::Swarm),
         "static" => fixed(file.replicas.unwrap_or_default()),
         other => Err(invalid(
             "runtime.kind",
             other,
-            "expected \"process\", \"docker\" or \"static\"",
+            "expected \"process\", \"docker\", \"swarm\" or \"static\"",
         )),
     }
 }
@@ -281,6 +304,43 @@ fn docker(
     })
 }
 
+fn swarm(
+    mut file: RuntimeFile,
+    ready_timeout: Duration,
+    stop_timeout: Duration,
+) -> Result<SwarmSettings, ConfigError> {
+    let address = match file.address.take().as_deref() {
+        None | Some("published") => SwarmAddress::Published,
+        Some("alias") => SwarmAddress::Alias,
+        Some(other) => {
+            return Err(invalid(
+                "runtime.address",
+                other,
+                "expected \"published\" or \"alias\" for runtime.kind = \"swarm\"",
+            ));
+        }
+    };
+    let constraints = file.constraints.take().unwrap_or_default();
+    if let Some(bad) = constraints
+        .iter()
+        .find(|c| !(c.contains("==") || c.contains("!=")) || c.contains('\n'))
+    {
+        return Err(invalid(
+            "runtime.constraints",
+            bad,
+            "each is `attribute == value` or `attribute != value`, e.g. \"node.role == worker\"",
+        ));
+    }
+    if file.network.is_none() {
+        file.network = Some("lb-swarm".into());
+    }
+    Ok(SwarmSettings {
+        base: docker(file, ready_timeout, stop_timeout)?,
+        address,
+        constraints,
+    })
+}
+
 fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
     let mut replicas: Vec<(NodeId, SocketAddr)> = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -332,6 +392,17 @@ mod tests {
         assert!(
             matches!(docker.runtime, super::Runtime::Docker(ref d) if d.nano_cpus == Some(500_000_000) && d.memory_bytes == Some(64 << 20))
         );
+        let swarm = Config::parse("[runtime]\nkind = \"swarm\"\nconstraints = [\"node.role == worker\"]\nowner = \"o1\"\n").unwrap();
+        let super::Runtime::Swarm(ref swarm) = swarm.runtime else {
+            panic!("not a swarm runtime: {:?}", swarm.runtime);
+        };
+        assert_eq!(
+            swarm.address,
+            crate::runtime::swarm::SwarmAddress::Published
+        );
+        assert_eq!(swarm.base.network, "lb-swarm");
+        assert_eq!(swarm.base.owner, "o1");
+        assert_eq!(swarm.constraints, ["node.role == worker"]);
         let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\n").unwrap();
         assert!(matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1));
         for (text, key) in [
@@ -352,6 +423,18 @@ mod tests {
                 "runtime.replicas.address",
             ),
             ("[runtime]\nkind = \"vm\"", "runtime.kind"),
+            (
+                "[runtime]\nkind = \"swarm\"\naddress = \"container-ip\"",
+                "runtime.address",
+            ),
+            (
+                "[runtime]\nkind = \"swarm\"\nconstraints = [\"node.role\"]",
+                "runtime.constraints",
+            ),
+            (
+                "[runtime]\nkind = \"docker\"\nconstraints = [\"node.role == worker\"]",
+                "runtime.constraints",
+            ),
             (
                 "[respawn]\nnaming = \"new\"\n[runtime]\ncommand = [\"/bin/true\"]",
                 "respawn.naming",

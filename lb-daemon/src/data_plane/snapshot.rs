@@ -38,6 +38,9 @@ pub struct Upstream {
 pub struct Snapshot {
     /// All members; Down ones stay on it so healthy keys never move.
     pub ring: Arc<HashRing<HashAlgorithm>>,
+    /// How many times the ring's membership had changed when this was published
+    /// (`/status`'s `epoch`).
+    pub epoch: u64,
     /// Address and health of members that have a running instance.
     pub upstreams: HashMap<NodeId, Upstream>,
 }
@@ -47,6 +50,7 @@ impl Snapshot {
     pub fn empty(ring: HashRing<HashAlgorithm>) -> Self {
         Self {
             ring: Arc::new(ring),
+            epoch: 0,
             upstreams: HashMap::new(),
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use hyper::{Response, StatusCode};
-use lb_api::{RequestCounts, StatusDocument};
+use lb_api::{RequestCounts, RingFingerprint, StatusDocument};
 
 use crate::control_plane::pool::ReplicaPool;
 use crate::data_plane::reply::{Body, success};
@@ -17,6 +17,8 @@ pub fn document(pool: &ReplicaPool, metrics: &Metrics, started: Instant) -> Stat
     StatusDocument {
         hash: snapshot.ring.hasher().name().to_string(),
         points_per_weight: snapshot.ring.points_per_weight(),
+        fingerprint: RingFingerprint(snapshot.ring.fingerprint()),
+        epoch: snapshot.epoch,
         requests: RequestCounts {
             total: metrics.requests_total(),
             unrouted: metrics.requests_of("none"),

@@ -8,11 +8,14 @@
 //! |---|---|---|---|---|
 //! | [`process::ProcessRuntime`] (default) | child processes | yes | starts `replicas` | stops them |
 //! | [`docker::DockerRuntime`] | containers on a bridge network | yes | adopts its labelled containers | leaves them (or stops them with `stop_on_shutdown`) |
+//! | [`swarm::SwarmRuntime`] | Swarm services of one task | by Swarm; Down until heartbeats rise | follows the swarm's owned services | leaves them (or removes them with `stop_on_shutdown`) |
 //! | [`fixed::StaticRuntime`] | addresses someone else runs | no: Down until heartbeats rise | the configured list | nothing |
 
 pub mod docker;
+mod engine;
 pub mod fixed;
 pub mod process;
+pub mod swarm;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -49,6 +52,14 @@ pub enum RuntimeEvent {
         /// How it ended, for the log (`exit status: 1`, `signal: 9 (SIGKILL)`).
         reason: String,
     },
+    /// The orchestrator's replica set, whole (runtimes that
+    /// [follow an orchestrator](ReplicaRuntime::follows_orchestrator)): the pool adds
+    /// the replicas it lacks, forgets those not listed, and takes a new instance where
+    /// the address changed.
+    Membership {
+        /// Every replica with its current instance, oldest first.
+        replicas: Vec<(NodeId, Instance)>,
+    },
 }
 
 /// Replicas a runtime found at start: those to keep, and the names of dead ones to
@@ -70,6 +81,14 @@ pub enum RuntimeError {
     /// The replica image is not in the engine.
     #[error("image {0} is not in the Docker engine; build it with examples/docker/build-images.sh")]
     ImageMissing(String),
+    /// The engine is not a swarm manager (Swarm runtime).
+    #[error(
+        "the Docker engine is not a swarm manager: run `docker swarm init` (or point DOCKER_HOST at a manager) for runtime.kind = \"swarm\""
+    )]
+    NotSwarmManager,
+    /// The orchestrator already has a replica of that hostname (another daemon added it).
+    #[error("hostname '{0}' already exists")]
+    ReplicaExists(NodeId),
     /// A container with the replica's name exists and is not this daemon's.
     #[error("container name {0} is taken by a container this daemon does not own")]
     NameTaken(String),
@@ -129,6 +148,12 @@ impl RuntimeError {
     }
 }
 
+/// Locks a runtime's registry of instances. Every critical section leaves it
+/// consistent, so a lock poisoned by a panic elsewhere is still safe to use.
+fn lock<T>(registry: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    registry.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Starts and stops replicas: child processes, Docker containers, or static addresses.
 #[async_trait]
 pub trait ReplicaRuntime: Send + Sync + std::fmt::Debug {
@@ -165,6 +190,13 @@ pub trait ReplicaRuntime: Send + Sync + std::fmt::Debug {
     /// Whether a Down replica is replaced (true) or left to rise again (static).
     fn respawns(&self) -> bool {
         true
+    }
+
+    /// Whether an orchestrator holds the replica set (Swarm): the runtime sends
+    /// [`RuntimeEvent::Membership`] and the pool follows it; replicas are created at
+    /// boot though the runtime does not respawn them itself.
+    fn follows_orchestrator(&self) -> bool {
+        false
     }
 
     /// Whether replicas stay running when the daemon stops, for the next daemon to adopt.

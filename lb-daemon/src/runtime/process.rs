@@ -130,8 +130,7 @@ impl ProcessRuntime {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Reaper>> {
-        // A poisoned map is still a valid map: recover it.
-        self.children.lock().unwrap_or_else(|e| e.into_inner())
+        super::lock(&self.children)
     }
 }
 

@@ -142,12 +142,13 @@ impl Daemon {
     pub fn home(&self, key: Option<&str>) -> (u16, Option<String>) {
         let mut req = agent().get(&self.url("/home"));
         if let Some(key) = key {
-            req = req.set("x-lb-key", key);
+            req = req.header("x-lb-key", key);
         }
         match req.call() {
-            Ok(resp) => {
-                let replica = resp.header("x-lb-replica").map(str::to_string);
-                let body = resp.into_string().unwrap();
+            Ok(resp) if !resp.status().is_success() => (resp.status().as_u16(), None),
+            Ok(mut resp) => {
+                let replica = header(&resp, "x-lb-replica");
+                let body = resp.body_mut().read_to_string().unwrap();
                 let id = replica.clone().unwrap();
                 assert_eq!(
                     body,
@@ -157,7 +158,6 @@ impl Daemon {
                 );
                 (200, replica)
             }
-            Err(ureq::Error::Status(code, _)) => (code, None),
             Err(e) => panic!("transport error: {e}"),
         }
     }
@@ -193,30 +193,51 @@ impl Drop for Daemon {
     }
 }
 
-/// One keep-alive client for the whole test binary.
+/// One keep-alive client for the whole test binary; a 4xx or 5xx is an answer, not an
+/// error, so `Err` means the transport failed.
 pub fn agent() -> ureq::Agent {
     static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
     AGENT
         .get_or_init(|| {
-            ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(10))
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
                 .build()
+                .new_agent()
         })
         .clone()
 }
 
+/// The value of header `name` in `response`, if present and text.
+pub fn header<B>(response: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    let value = response.headers().get(name)?;
+    value.to_str().ok().map(str::to_string)
+}
+
+/// `method url` with an optional JSON body, through [`agent`].
+fn send(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
+    let request = match body {
+        Some(body) => request.body(body.to_string()),
+        None => request.body(String::new()),
+    };
+    agent().run(request.map_err(ureq::Error::Http)?)
+}
+
 /// Any method with an optional JSON body → (status, body).
 pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
-    let req = agent()
-        .request(method, url)
-        .set("content-type", "application/json");
-    let result = match body {
-        Some(body) => req.send_string(body),
-        None => req.call(),
-    };
-    match result {
-        Ok(resp) => (resp.status(), resp.into_string().unwrap()),
-        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap()),
+    match send(method, url, body) {
+        Ok(mut resp) => (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        ),
         Err(e) => panic!("transport error on {method} {url}: {e}"),
     }
 }
@@ -300,11 +321,9 @@ pub fn random_key() -> String {
 
 /// Like [`call`] without a body, but `None` on a transport error instead of panicking.
 pub fn try_call(method: &str, url: &str) -> Option<(u16, String)> {
-    match agent().request(method, url).call() {
-        Ok(resp) => Some((resp.status(), resp.into_string().ok()?)),
-        Err(ureq::Error::Status(code, resp)) => Some((code, resp.into_string().ok()?)),
-        Err(_) => None,
-    }
+    let mut resp = send(method, url, None).ok()?;
+    let body = resp.body_mut().read_to_string().ok()?;
+    Some((resp.status().as_u16(), body))
 }
 
 /// Keyed GETs from `threads` threads at about `rate` requests/s in all until `stop`;
@@ -336,14 +355,14 @@ pub fn load(
                     i += 1;
                     match agent
                         .get(&url)
-                        .set("x-lb-key", &format!("user-{t}-{}", i % 500))
+                        .header("x-lb-key", format!("user-{t}-{}", i % 500))
                         .call()
                     {
-                        Ok(resp) if resp.status() / 100 == 2 => {
-                            let _ = resp.into_string();
+                        Ok(mut resp) if resp.status().is_success() => {
+                            let _ = resp.body_mut().read_to_string();
                             ok += 1;
                         }
-                        Ok(_) | Err(ureq::Error::Status(..)) => bad += 1,
+                        Ok(_) => bad += 1,
                         Err(_) => errors += 1,
                     }
                 }

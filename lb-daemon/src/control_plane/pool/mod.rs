@@ -34,7 +34,7 @@ pub use settings::PoolSettings;
 
 use crate::control_plane::state_file::{SavedReplica, SavedState};
 use crate::data_plane::snapshot::Snapshot;
-use crate::runtime::{Instance, InstanceId, ReplicaRuntime, RuntimeEvent};
+use crate::runtime::{Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
 
 /// The most replicas one daemon manages.
 pub const MAX_REPLICAS: usize = 1024;
@@ -187,12 +187,41 @@ impl ReplicaPool {
                 .await?;
         }
         let have = self.lock().len();
+        if n > have && self.runtime.follows_orchestrator() {
+            self.fill_from_orchestrator(n - have).await?;
+        }
         if n > have && self.runtime.respawns() && !restoring {
             self.add_capped(n - have, Vec::new(), Vec::new(), MAX_REPLICAS)
                 .await?;
         }
         self.persist(&self.lock());
         Ok(self.names())
+    }
+
+    /// Boot of a daemon that follows an orchestrator: creates replicas one at a time
+    /// until `missing` more exist. Other daemons may boot at the same moment and create
+    /// the same `serverK`: a name one of them made first is taken from the orchestrator
+    /// instead, and counts.
+    async fn fill_from_orchestrator(self: &Arc<Self>, missing: usize) -> Result<(), AdminError> {
+        let target = self.lock().len() + missing;
+        for _ in 0..missing {
+            if self.lock().len() >= target {
+                break;
+            }
+            match self
+                .add_capped(1, Vec::new(), Vec::new(), MAX_REPLICAS)
+                .await
+            {
+                Ok(_) => {}
+                Err(AdminError::Exists(name)) => {
+                    tracing::info!(replica = %name, "another daemon created it first; following it");
+                    let adopted = self.runtime.adopt().await?;
+                    self.follow(&adopted.running);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn add_capped(
@@ -225,6 +254,7 @@ impl ReplicaPool {
                 self.runtime.stop(instance.id).await;
             }
             return Err(match failure {
+                Some(RuntimeError::ReplicaExists(name)) => AdminError::Exists(name),
                 Some(e) => AdminError::Runtime(e),
                 None => AdminError::ShuttingDown,
             });
@@ -353,11 +383,36 @@ impl ReplicaPool {
     /// Handles an event from the runtime: an instance that ended is taken out of
     /// rotation at once and respawned.
     pub fn on_event(self: &Arc<Self>, event: RuntimeEvent) {
-        let RuntimeEvent::Exited { instance, reason } = event;
+        match event {
+            RuntimeEvent::Exited { instance, reason } => {
+                let mut members = self.lock();
+                if let Some(name) = members.running(instance) {
+                    tracing::warn!(replica = %name, instance = %instance, %reason, "replica exited");
+                    self.begin_respawn(&mut members, &name);
+                }
+            }
+            RuntimeEvent::Membership { replicas } => self.follow(&replicas),
+        }
+    }
+
+    /// Takes the orchestrator's replica set (see `Members::follow`). Skipped while an
+    /// admin call runs (it changes the set itself; the next listing, a second later,
+    /// is taken instead) and once the daemon is stopping.
+    fn follow(&self, replicas: &[(NodeId, Instance)]) {
+        let Ok(_admin) = self.admin.try_lock() else {
+            return;
+        };
+        if self.is_stopping() {
+            return;
+        }
         let mut members = self.lock();
-        if let Some(name) = members.running(instance) {
-            tracing::warn!(replica = %name, instance = %instance, %reason, "replica exited");
-            self.begin_respawn(&mut members, &name);
+        if members.follow(replicas, Instant::now()) {
+            tracing::info!(
+                replicas = members.len(),
+                "replica set changed in the orchestrator"
+            );
+            self.publish(&members);
+            self.persist(&members);
         }
     }
 

@@ -23,12 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerSummaryStateEnum, NetworkCreateRequest};
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
-    InspectNetworkOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use lb_core::NodeId;
@@ -36,7 +35,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
-use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent};
+use super::engine::{self, error as engine, status_of};
+use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError, RuntimeEvent, lock};
 
 mod settings;
 
@@ -58,21 +58,6 @@ pub struct DockerRuntime {
     registry: Arc<Mutex<Registry>>,
 }
 
-fn engine(what: impl Into<String>) -> impl FnOnce(BollardError) -> RuntimeError {
-    let what = what.into();
-    move |e| RuntimeError::Engine {
-        what,
-        message: e.to_string(),
-    }
-}
-
-fn status_of(e: &BollardError) -> Option<u16> {
-    match e {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
 impl DockerRuntime {
     /// Connects to the engine, checks the image, creates the network if missing and
     /// starts watching container events (sent on `events`).
@@ -84,39 +69,13 @@ impl DockerRuntime {
         settings: DockerSettings,
         events: mpsc::UnboundedSender<RuntimeEvent>,
     ) -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| RuntimeError::EngineUnreachable(e.to_string()))?;
+        let docker = engine::connect()?;
         docker
             .ping()
             .await
             .map_err(|e| RuntimeError::EngineUnreachable(e.to_string()))?;
-        if let Err(e) = docker.inspect_image(&settings.image).await {
-            return Err(match status_of(&e) {
-                Some(404) => RuntimeError::ImageMissing(settings.image.clone()),
-                _ => engine(format!("image {}", settings.image))(e),
-            });
-        }
-        let network = docker
-            .inspect_network(&settings.network, None::<InspectNetworkOptions>)
-            .await;
-        if let Err(e) = network {
-            if status_of(&e) != Some(404) {
-                return Err(engine(format!("network {}", settings.network))(e));
-            }
-            docker
-                .create_network(NetworkCreateRequest {
-                    name: settings.network.clone(),
-                    driver: Some("bridge".to_string()),
-                    labels: Some(HashMap::from([(
-                        OWNER_LABEL.to_string(),
-                        settings.owner.clone(),
-                    )])),
-                    ..Default::default()
-                })
-                .await
-                .map_err(engine(format!("creating network {}", settings.network)))?;
-            tracing::info!(network = %settings.network, "created Docker network");
-        }
+        engine::check_image(&docker, &settings.image).await?;
+        engine::ensure_network(&docker, &settings.network, "bridge", &settings.owner).await?;
         let runtime = Self {
             docker,
             settings,
@@ -426,8 +385,4 @@ impl ReplicaRuntime for DockerRuntime {
     fn keeps_replicas_on_shutdown(&self) -> bool {
         !self.settings.stop_on_shutdown
     }
-}
-
-fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
-    registry.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -26,6 +26,8 @@ pub(super) struct Members {
     /// though no member has them yet.
     starting: HashSet<NodeId>,
     ring: Arc<HashRing<HashAlgorithm>>,
+    /// Changes of the ring's membership so far (see [`ring_mut`](Self::ring_mut)).
+    epoch: u64,
     next_seq: u64,
     health: HealthConfig,
 }
@@ -44,6 +46,7 @@ impl Members {
             by_name: BTreeMap::new(),
             starting: HashSet::new(),
             ring: Arc::new(ring),
+            epoch: 0,
             next_seq: 0,
             health,
         }
@@ -73,6 +76,13 @@ impl Members {
     /// A member's name, or a fresh name a respawn is starting under.
     fn in_use(&self, name: &str) -> bool {
         self.by_name.contains_key(name) || self.starting.contains(name)
+    }
+
+    /// The ring, to change its membership: counts one more epoch (a change that turns
+    /// out to be none still counts; the epoch only has to grow with every change).
+    fn ring_mut(&mut self) -> &mut HashRing<HashAlgorithm> {
+        self.epoch += 1;
+        Arc::make_mut(&mut self.ring)
     }
 
     pub(super) fn get_mut(&mut self, name: &NodeId) -> Option<&mut Member> {
@@ -117,12 +127,51 @@ impl Members {
 
     /// Adds a new, Up member around `instance` at the end of the order.
     pub(super) fn insert(&mut self, name: NodeId, instance: Instance, now: Instant) {
-        if let Err(e) = Arc::make_mut(&mut self.ring).add(name.clone(), 1) {
+        if let Err(e) = self.ring_mut().add(name.clone(), 1) {
             tracing::error!(error = %e, "ring refused a checked name");
         }
         let member = Member::new(self.next_seq, instance, self.health, now);
         self.next_seq += 1;
         self.by_name.insert(name, member);
+    }
+
+    /// Follows an orchestrator's whole replica set (oldest first): members not listed
+    /// leave the ring, listed ones that are not members join it Down (heartbeats bring
+    /// them Up, as the daemon that added them may still be waiting for them to start),
+    /// and a member listed with another instance takes it, Down likewise. Returns
+    /// whether anything changed.
+    pub(super) fn follow(&mut self, replicas: &[(NodeId, Instance)], now: Instant) -> bool {
+        let listed: HashSet<&NodeId> = replicas.iter().map(|(name, _)| name).collect();
+        let gone: Vec<NodeId> = self
+            .by_name
+            .keys()
+            .filter(|name| !listed.contains(name))
+            .cloned()
+            .collect();
+        let mut changed = !gone.is_empty();
+        for name in gone {
+            self.by_name.remove(&name);
+            let _ = self.ring_mut().remove(name.as_str());
+        }
+        for (name, instance) in replicas {
+            let seq = match self.by_name.get(name) {
+                Some(m) if m.instance.map(|i| i.id) == Some(instance.id) => continue,
+                Some(m) => m.seq,
+                None => {
+                    if let Err(e) = self.ring_mut().add(name.clone(), 1) {
+                        tracing::error!(error = %e, "ring refused a listed name");
+                        continue;
+                    }
+                    self.next_seq += 1;
+                    self.next_seq - 1
+                }
+            };
+            let mut member = Member::new(seq, *instance, self.health, now);
+            member.health.set(lb_core::Status::Down, now);
+            self.by_name.insert(name.clone(), member);
+            changed = true;
+        }
+        changed
     }
 
     /// The names `/add` of `n` replicas would start: `names` (checked: at most `n`,
@@ -194,7 +243,7 @@ impl Members {
         let mut removed = Vec::with_capacity(n);
         for name in names.into_iter().chain(extra) {
             if let Some(member) = self.by_name.remove(&name) {
-                let _ = Arc::make_mut(&mut self.ring).remove(name.as_str());
+                let _ = self.ring_mut().remove(name.as_str());
                 removed.push(Removed {
                     name,
                     instance: member.instance,
@@ -208,7 +257,7 @@ impl Members {
     /// Empties the set (shutdown); the instances that were running.
     pub(super) fn take_all(&mut self) -> Vec<(NodeId, InstanceId)> {
         let all = std::mem::take(&mut self.by_name);
-        let ring = Arc::make_mut(&mut self.ring);
+        let ring = self.ring_mut();
         for name in all.keys() {
             let _ = ring.remove(name.as_str());
         }
@@ -242,7 +291,7 @@ impl Members {
         member.backoff = old.backoff;
         member.respawns = old.respawns + 1;
         if target != name {
-            let ring = Arc::make_mut(&mut self.ring);
+            let ring = self.ring_mut();
             let _ = ring.remove(name.as_str());
             let _ = ring.add(target.clone(), 1);
         }
@@ -333,6 +382,7 @@ impl Members {
             .collect();
         Snapshot {
             ring: Arc::clone(&self.ring),
+            epoch: self.epoch,
             upstreams,
         }
     }
