@@ -137,8 +137,9 @@ fn settle(a: &Daemon, b: &Daemon, names: &[&str]) {
     );
 }
 
-#[test]
-fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
+/// A fresh scope after the engine and image checks, or `None` (test skipped) when no
+/// engine answers.
+fn scope() -> Option<Scope> {
     let (engine, version, err) = docker(&["info", "--format", "{{.ServerVersion}}"]);
     if !engine {
         assert!(
@@ -146,7 +147,7 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
             "no Docker engine answers: {err}"
         );
         eprintln!("skipped: no Docker engine answers ({err})");
-        return;
+        return None;
     }
     assert!(
         !docker(&["image", "ls", "-q", "lb-replica:latest"])
@@ -155,13 +156,32 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
         "image lb-replica:latest is missing: run examples/docker/build-images.sh"
     );
     eprintln!("Docker engine {version}, swarm {}", swarm_state());
-    let mut scope = Scope {
+    Some(Scope {
         id: format!(
             "lbs{}x{}",
             std::process::id(),
             common::fastrand_u64() % 100_000
         ),
         initialised: false,
+    })
+}
+
+impl Scope {
+    /// Makes this engine a single-node swarm manager if it is not in a swarm; the
+    /// scope leaves the swarm again when dropped.
+    fn join_swarm(&mut self) {
+        if swarm_state() == "inactive" {
+            let (ok, _, err) = docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            assert!(ok, "docker swarm init: {err}");
+            self.initialised = true;
+        }
+    }
+}
+
+#[test]
+fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
+    let Some(mut scope) = scope() else {
+        return;
     };
 
     // Not a manager: the daemon refuses to start and says how to fix it.
@@ -179,10 +199,8 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(stderr.contains("docker swarm init"), "{stderr}");
-        let (ok, _, err) = docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-        assert!(ok, "docker swarm init: {err}");
-        scope.initialised = true;
     }
+    scope.join_swarm();
 
     // A service of someone else's, with a replica label but not our owner label.
     let foreign = format!("{}-foreign", scope.id);
@@ -250,20 +268,17 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = common::load(&a, 4, 200, Arc::clone(&stop));
     std::thread::sleep(Duration::from_millis(500));
-    let label = "label=io.consistent-lb.replica=server2";
-    let owner = format!("label=io.consistent-lb.owner={}", scope.id);
-    let (_, container, _) = docker(&["ps", "-q", "--filter", label, "--filter", &owner]);
-    assert!(!container.is_empty(), "no container for server2");
+    let key = common::key_owned_by(&a, "server2");
+    let container = container_of(&scope, "server2").expect("no container for server2");
     let killed = Instant::now();
-    assert!(docker(&["kill", container.lines().next().unwrap()]).0);
+    assert!(docker(&["kill", &container]).0);
     let back = wait_for(Duration::from_secs(60), || {
-        let (_, now, _) = docker(&["ps", "-q", "--filter", label, "--filter", &owner]);
-        (!now.is_empty() && now != container && up(&a).contains(&"server2".to_string()))
-            .then_some(())
+        let now = container_of(&scope, "server2")?;
+        (now != container && a.home(Some(&key)).1.as_deref() == Some("server2")).then_some(())
     });
-    assert!(back.is_some(), "server2 did not come back");
+    assert!(back.is_some(), "server2 did not serve its keys again");
     eprintln!(
-        "server2 serving again {:?} after the kill",
+        "server2 serving its keys again {:?} after the kill",
         killed.elapsed()
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -286,4 +301,44 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
     assert!(ok, "a service without our owner label was removed");
     drop(a);
     drop(b);
+}
+
+/// The container of `replica`'s running task in `scope`, if any.
+fn container_of(scope: &Scope, replica: &str) -> Option<String> {
+    let label = format!("label=io.consistent-lb.replica={replica}");
+    let owner = format!("label=io.consistent-lb.owner={}", scope.id);
+    let (_, out, _) = docker(&["ps", "-q", "--filter", &label, "--filter", &owner]);
+    out.lines().next().map(str::to_string)
+}
+
+/// `docker kill` of a replica's task container → its keys served by it again, five
+/// times, for BENCHMARKS.md:
+/// `cargo test -p lb-daemon --test swarm -- --ignored --nocapture measure_kill_to_serving`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_kill_to_serving_on_swarm() {
+    let Some(mut scope) = scope() else {
+        return;
+    };
+    scope.join_swarm();
+    let daemon = Daemon::start(&scope.config("", 3));
+    let three = wait_for(Duration::from_secs(60), || {
+        (up(&daemon).len() == 3).then_some(())
+    });
+    assert!(three.is_some(), "three replicas did not come up");
+    let key = common::key_owned_by(&daemon, "server3");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let old = container_of(&scope, "server3").expect("server3 runs");
+        let killed = Instant::now();
+        assert!(docker(&["kill", &old]).0);
+        let served = wait_for(Duration::from_secs(60), || {
+            let new = container_of(&scope, "server3")?;
+            (new != old && daemon.home(Some(&key)).1.as_deref() == Some("server3")).then_some(())
+        });
+        assert!(served.is_some(), "server3 did not serve again");
+        times.push(killed.elapsed().as_millis());
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    eprintln!("docker kill -> server3 serving its keys again, ms: {times:?}");
 }

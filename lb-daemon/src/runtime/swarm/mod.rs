@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::models::{LocalNodeState, Service, Task, TaskState};
+use bollard::models::{
+    EventMessage, EventMessageTypeEnum, LocalNodeState, Service, Task, TaskState,
+};
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
 };
@@ -117,8 +119,9 @@ impl SwarmRuntime {
     }
 
     /// Sends the owned services as [`RuntimeEvent::Membership`] after every service
-    /// event and every [`RESYNC`], and [`RuntimeEvent::Exited`] when a replica's task
-    /// container dies; reconnects to the event stream if it breaks.
+    /// event, every start or death of a replica's task container, and every
+    /// [`RESYNC`], and [`RuntimeEvent::Exited`] when a replica's task container dies;
+    /// reconnects to the event stream if it breaks.
     fn follow(&self, events: mpsc::UnboundedSender<RuntimeEvent>) {
         let runtime = self.handle();
         tokio::spawn(async move {
@@ -134,7 +137,7 @@ impl SwarmRuntime {
                     .filters(&HashMap::from([
                         ("type".to_string(), vec!["container".to_string()]),
                         ("label".to_string(), vec![owner]),
-                        ("event".to_string(), vec!["die".to_string()]),
+                        ("event".to_string(), vec!["die".into(), "start".into()]),
                     ]))
                     .build();
                 let mut stream = futures_util::stream::select(
@@ -146,19 +149,10 @@ impl SwarmRuntime {
                     tokio::select! {
                         event = stream.next() => match event {
                             Some(Ok(event)) => {
-                                if event.typ == Some(bollard::models::EventMessageTypeEnum::CONTAINER) {
-                                    let replica = event
-                                        .actor
-                                        .and_then(|a| a.attributes)
-                                        .and_then(|a| a.get(REPLICA_LABEL).cloned())
-                                        .and_then(|n| NodeId::new(n).ok());
-                                    let instance = replica.and_then(|n| runtime.registered(&n));
-                                    if let Some(instance) = instance {
-                                        let reason = "its Swarm task's container died; Swarm restarts it".to_string();
-                                        if events.send(RuntimeEvent::Exited { instance: instance.id, reason }).is_err() {
-                                            return;
-                                        }
-                                    }
+                                if let Some(exit) = runtime.exit_of(event)
+                                    && events.send(exit).is_err()
+                                {
+                                    return;
                                 }
                             }
                             Some(Err(e)) => {
@@ -184,6 +178,22 @@ impl SwarmRuntime {
                 sleep(RESYNC).await;
             }
         });
+    }
+
+    /// The [`RuntimeEvent::Exited`] of a `die` event of a replica's task container
+    /// (other events only make the follower list the services again, at once).
+    fn exit_of(&self, event: EventMessage) -> Option<RuntimeEvent> {
+        if event.typ != Some(EventMessageTypeEnum::CONTAINER)
+            || event.action.as_deref() != Some("die")
+        {
+            return None;
+        }
+        let replica = event.actor?.attributes?.get(REPLICA_LABEL).cloned()?;
+        let instance = self.registered(&NodeId::new(replica).ok()?)?;
+        Some(RuntimeEvent::Exited {
+            instance: instance.id,
+            reason: "its Swarm task's container died; Swarm restarts it".to_string(),
+        })
     }
 
     /// The instance registered for `name`.
