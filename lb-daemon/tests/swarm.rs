@@ -218,10 +218,18 @@ fn daemons_on_one_swarm_follow_its_services_and_agree_on_every_key() {
     ]);
     assert!(ok, "{err}");
 
-    // Two daemons boot at once against the same swarm: three services in all.
-    let a = Daemon::start(&scope.config("", 3));
-    let b = Daemon::start(&scope.config("", 3));
+    // Two daemons boot at once against the same swarm, each wanting three replicas:
+    // three services in all, whichever daemon created each.
+    let config = scope.config("", 3);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Daemon::start(&config));
+        let b = s.spawn(|| Daemon::start(&config));
+        (a.join().unwrap(), b.join().unwrap())
+    });
     settle(&a, &b, &["server1", "server2", "server3"]);
+    let label = format!("label=io.consistent-lb.owner={}", scope.id);
+    let (_, services, _) = docker(&["service", "ls", "-q", "--filter", &label]);
+    assert_eq!(services.lines().count(), 3, "{services}");
     let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
     let seen_by_a = owners(&a, &keys);
     assert!(seen_by_a.iter().all(Option::is_some), "a request failed");

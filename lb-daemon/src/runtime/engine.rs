@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::NetworkCreateRequest;
-use bollard::query_parameters::InspectNetworkOptions;
+use bollard::query_parameters::ListNetworksOptionsBuilder;
 
 use super::docker::OWNER_LABEL;
 
@@ -49,28 +49,24 @@ pub(super) async fn check_image(docker: &Docker, image: &str) -> Result<(), Runt
     }
 }
 
-/// Makes sure network `name` exists: creates it with `driver` (`bridge`, or an
-/// attachable `overlay`) and the owner label `owner` when missing; an existing one is
-/// used as it is.
+/// Makes sure network `name` exists and returns its ID: creates it with `driver`
+/// (`bridge`, or an attachable `overlay`) and the owner label `owner` when missing.
+/// The engine lets two networks have one name, so daemons starting at the same moment
+/// may each create one: all of them then take the oldest, and each removes its own
+/// newer copy.
 ///
 /// # Errors
-/// The engine's error inspecting or creating it.
+/// The engine's error listing or creating it.
 pub(super) async fn ensure_network(
     docker: &Docker,
     name: &str,
     driver: &str,
     owner: &str,
-) -> Result<(), RuntimeError> {
-    let Err(e) = docker
-        .inspect_network(name, None::<InspectNetworkOptions>)
-        .await
-    else {
-        return Ok(());
-    };
-    if status_of(&e) != Some(404) {
-        return Err(error(format!("network {name}"))(e));
+) -> Result<String, RuntimeError> {
+    if let Some(id) = oldest_network(docker, name).await? {
+        return Ok(id);
     }
-    docker
+    let created = docker
         .create_network(NetworkCreateRequest {
             name: name.to_string(),
             driver: Some(driver.to_string()),
@@ -81,8 +77,43 @@ pub(super) async fn ensure_network(
             )])),
             ..Default::default()
         })
+        .await;
+    let mine = match created {
+        Ok(response) => Some(response.id),
+        Err(e) => {
+            tracing::warn!(network = name, error = %e, "creating the network failed; another daemon may have");
+            None
+        }
+    };
+    let Some(id) = oldest_network(docker, name).await? else {
+        return Err(RuntimeError::Engine {
+            what: format!("creating network {name}"),
+            message: "it was not created".to_string(),
+        });
+    };
+    match mine {
+        Some(mine) if mine != id => {
+            let _ = docker.remove_network(&mine).await;
+        }
+        Some(_) => tracing::info!(network = name, driver, "created Docker network"),
+        None => {}
+    }
+    Ok(id)
+}
+
+/// The ID of the oldest network named exactly `name` (ties: the smallest ID).
+async fn oldest_network(docker: &Docker, name: &str) -> Result<Option<String>, RuntimeError> {
+    let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
-        .map_err(error(format!("creating network {name}")))?;
-    tracing::info!(network = name, driver, "created Docker network");
-    Ok(())
+        .map_err(error(format!("listing networks named {name}")))?;
+    Ok(networks
+        .into_iter()
+        .filter(|n| n.name.as_deref() == Some(name))
+        .filter_map(|n| Some((n.created.map(|c| c.to_string()).unwrap_or_default(), n.id?)))
+        .min()
+        .map(|(_, id)| id))
 }

@@ -198,25 +198,27 @@ impl ReplicaPool {
         Ok(self.names())
     }
 
-    /// Boot of a daemon that follows an orchestrator: creates replicas one at a time
-    /// until `missing` more exist. Other daemons may boot at the same moment and create
-    /// the same `serverK`: a name one of them made first is taken from the orchestrator
-    /// instead, and counts.
+    /// Boot of a daemon that follows an orchestrator: makes sure `missing` more of
+    /// `server1, server2, ...` exist, creating them one at a time. Other daemons may boot
+    /// at the same moment: a name one of them created first (the usual "already
+    /// exists") counts as there, and is followed once the orchestrator lists it.
     async fn fill_from_orchestrator(self: &Arc<Self>, missing: usize) -> Result<(), AdminError> {
-        let target = self.lock().len() + missing;
-        for _ in 0..missing {
-            if self.lock().len() >= target {
+        let mut there = 0;
+        for k in 1..=MAX_REPLICAS {
+            if there == missing {
                 break;
             }
-            match self
-                .add_capped(1, Vec::new(), Vec::new(), MAX_REPLICAS)
-                .await
-            {
-                Ok(_) => {}
+            let Ok(name) = NodeId::new(format!("server{k}")) else {
+                continue;
+            };
+            if self.lock().contains(&name) {
+                continue;
+            }
+            match self.add_capped(1, vec![name], Vec::new(), 1).await {
+                Ok(_) => there += 1,
                 Err(AdminError::Exists(name)) => {
                     tracing::info!(replica = %name, "another daemon created it first; following it");
-                    let adopted = self.runtime.adopt().await?;
-                    self.follow(&adopted.running);
+                    there += 1;
                 }
                 Err(e) => return Err(e),
             }

@@ -67,6 +67,8 @@ struct Registry {
 pub struct SwarmRuntime {
     docker: Docker,
     settings: SwarmSettings,
+    /// The ID of the overlay network (`runtime.network`) services are attached to.
+    network: String,
     next_id: Arc<AtomicU64>,
     registry: Arc<Mutex<Registry>>,
 }
@@ -96,10 +98,12 @@ impl SwarmRuntime {
         }
         engine::check_image(&docker, &settings.base.image).await?;
         let base = &settings.base;
-        engine::ensure_network(&docker, &base.network, "overlay", &base.owner).await?;
+        let network =
+            engine::ensure_network(&docker, &base.network, "overlay", &base.owner).await?;
         let runtime = Self {
             docker,
             settings,
+            network,
             next_id: Arc::new(AtomicU64::new(1)),
             registry: Arc::new(Mutex::new(Registry::default())),
         };
@@ -113,6 +117,7 @@ impl SwarmRuntime {
         Self {
             docker: self.docker.clone(),
             settings: self.settings.clone(),
+            network: self.network.clone(),
             next_id: Arc::clone(&self.next_id),
             registry: Arc::clone(&self.registry),
         }
@@ -359,7 +364,7 @@ impl ReplicaRuntime for SwarmRuntime {
         let service = self.settings.service_name(name);
         if let Err(e) = self
             .docker
-            .create_service(self.settings.service_spec(name), None)
+            .create_service(self.settings.service_spec(name, &self.network), None)
             .await
         {
             return Err(match status_of(&e) {

@@ -51,11 +51,11 @@ impl SwarmSettings {
     /// The spec of replica `name`'s service: one task of the image with `SERVER_ID`,
     /// `PORT`, `runtime.env` and `runtime.replica_env.<name>`, the owner and replica
     /// labels (on the service and its containers), restart on any exit, the limits and
-    /// constraints, attached to the overlay network with `name` as an alias, and its
+    /// constraints, attached to the overlay `network` (an ID) with `name` as an alias, and its
     /// port published on the task's node (`Published`) or its task reachable by name
     /// (`Alias`, DNS round robin). Neither needs Swarm's routing mesh or virtual IPs,
     /// which need IPVS in the kernel.
-    pub(super) fn service_spec(&self, name: &NodeId) -> ServiceSpec {
+    pub(super) fn service_spec(&self, name: &NodeId, network: &str) -> ServiceSpec {
         let base = &self.base;
         let mut env = vec![format!("SERVER_ID={name}"), format!("PORT={}", base.port)];
         let extra = base.replica_env.get(name.as_str());
@@ -116,7 +116,7 @@ impl SwarmSettings {
                     ..Default::default()
                 }),
                 networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(base.network.clone()),
+                    target: Some(network.to_string()),
                     aliases: Some(vec![name.to_string()]),
                     ..Default::default()
                 }]),
@@ -142,7 +142,18 @@ mod tests {
         let Runtime::Swarm(settings) = config.runtime else {
             panic!("not a swarm runtime");
         };
-        let spec = settings.service_spec(&NodeId::new("s4").unwrap());
+        let spec = settings.service_spec(&NodeId::new("s4").unwrap(), "net-id");
+        assert_eq!(
+            spec.task_template
+                .as_ref()
+                .unwrap()
+                .networks
+                .as_ref()
+                .unwrap()[0]
+                .target
+                .as_deref(),
+            Some("net-id")
+        );
         assert_eq!(spec.name.as_deref(), Some("p-s4"));
         let labels = spec.labels.unwrap();
         assert_eq!(labels[OWNER_LABEL], "o1");
