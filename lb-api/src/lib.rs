@@ -28,13 +28,16 @@
 //! - [`replicas`]: `/rep`'s [`ReplicaList`], the `/add` and `/rm` body
 //!   [`ChangeRequest`] and its [`Hostname`]s.
 //! - [`status`]: the `/status` document.
+//! - [`explain`]: `/explain?key=K`, the route of one key.
 
 #![deny(missing_docs)]
 
 pub mod answer;
+pub mod explain;
 pub mod replicas;
 pub mod status;
 
 pub use answer::{Answer, AnswerError, Outcome, Refused};
+pub use explain::{Candidate, Explanation};
 pub use replicas::{ChangeError, ChangeRequest, Hostname, ReplicaList};
 pub use status::{ReplicaState, ReplicaStatus, RequestCounts, RingFingerprint, StatusDocument};

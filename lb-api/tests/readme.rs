@@ -2,7 +2,7 @@
 //! load balancer the daemon replaces): each one reads into its type and writes back
 //! byte for byte.
 
-use lb_api::{Answer, ChangeRequest, ReplicaList, StatusDocument};
+use lb_api::{Answer, ChangeRequest, Explanation, ReplicaList, StatusDocument};
 
 const README: &str = include_str!("../../README.md");
 
@@ -34,7 +34,9 @@ fn every_answer_in_the_readme_round_trips() {
     let answers = answers();
     let mut kinds = [0; 3];
     for (call, json) in &answers {
-        let written = if call.contains("/status") {
+        let written = if call.contains("/explain") {
+            Answer::<Explanation>::from_json(json).map(|a| a.to_json())
+        } else if call.contains("/status") {
             kinds[0] += 1;
             Answer::<StatusDocument>::from_json(json).map(|a| a.to_json())
         } else if call.contains("/rep") || call.contains("/add") || call.contains("/rm") {

@@ -35,6 +35,12 @@ pub enum Command {
         /// Daemons to compare (base URLs); none: `--url`'s daemon, as a table.
         urls: Vec<String>,
     },
+    /// Where a request with KEY goes now, and why: its position, owner and failover
+    /// order with each replica's weight, rotation and in-flight requests (`GET /explain`).
+    Explain {
+        /// The request key (the value of `x-lb-key`, or whatever `key` reads).
+        key: String,
+    },
     /// Print a shell completion script, e.g. `lbctl completions bash > /etc/bash_completion.d/lbctl`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

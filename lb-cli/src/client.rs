@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lb_api::{Answer, ChangeError, ChangeRequest, ReplicaList, StatusDocument};
+use lb_api::{Answer, ChangeError, ChangeRequest, Explanation, ReplicaList, StatusDocument};
 use serde::de::DeserializeOwned;
 
 /// The replicas the daemon reports, and its answer as received.
@@ -106,6 +106,17 @@ impl AdminClient {
         let url = format!("{}/status", self.base);
         let (status, body) = self.answer(&url, self.agent.get(&url).call())?;
         decode::<StatusDocument>(&url, status, &body).map(|(document, _)| document)
+    }
+
+    /// `GET /explain?key=K`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn explain(&self, key: &str) -> Result<Explanation, ClientError> {
+        let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let url = format!("{}/explain?key={encoded}", self.base);
+        let (status, body) = self.answer(&url, self.agent.get(&url).call())?;
+        decode::<Explanation>(&url, status, &body).map(|(explanation, _)| explanation)
     }
 
     /// `POST /add` of `n` replicas, `names` first.

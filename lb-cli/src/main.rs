@@ -1,5 +1,5 @@
-//! `lbctl [--url URL] [--json] rep | status [URL...] | add -n N [NAME...] | rm -n N [NAME...] |
-//! bench | analyze | completions SHELL`
+//! `lbctl [--url URL] [--json] rep | status [URL...] | explain KEY | add -n N [NAME...] |
+//! rm -n N [NAME...] | bench | analyze | completions SHELL`
 //!
 //! Lists, adds and removes the replicas of an lb-daemon over its admin API. Prints a
 //! table by default and the daemon's JSON answer with `--json`.
@@ -43,6 +43,32 @@ fn main() -> ExitCode {
             several => agreement_command(&args, several),
         };
     }
+    if let Command::Explain { key } = &args.command {
+        return match client.explain(key) {
+            Ok(explanation) if args.json => match serde_json::to_string_pretty(&explanation) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lbctl: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            Ok(explanation) => {
+                print!("{}", table::explanation(&explanation));
+                ExitCode::SUCCESS
+            }
+            Err(ClientError::Failure { message, .. }) => {
+                eprintln!("lbctl: {message}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("lbctl: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Command::Bench(bench_args) = &args.command {
         return bench_command(&args.url, bench_args);
     }
@@ -71,6 +97,7 @@ fn main() -> ExitCode {
         Command::Bench(_)
         | Command::Analyze(_)
         | Command::Status { .. }
+        | Command::Explain { .. }
         | Command::Completions { .. } => {
             return ExitCode::from(2);
         }

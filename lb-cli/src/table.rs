@@ -1,6 +1,34 @@
 //! Human-readable output.
 
-use lb_api::{ReplicaState, StatusDocument};
+use lb_api::{Explanation, ReplicaState, StatusDocument};
+
+/// An explanation as text: a line with the key's position, owner and route, then one
+/// row per candidate in failover order (weight, whether in rotation, in flight).
+pub fn explanation(e: &Explanation) -> String {
+    let mut out = format!(
+        "key {:?}: position {} ({}, {}); owner {}; route {}\n",
+        e.key,
+        e.position,
+        e.hash_function,
+        e.algorithm,
+        e.owner.as_deref().unwrap_or("none"),
+        e.route.as_deref().unwrap_or("none (503)")
+    );
+    out.push_str(&format!(
+        "{:<18} {:>6} {:<11} {:>9}\n",
+        "CANDIDATE", "WEIGHT", "IN_ROTATION", "IN_FLIGHT"
+    ));
+    for c in &e.candidates {
+        out.push_str(&format!(
+            "{:<18} {:>6} {:<11} {:>9}\n",
+            c.name,
+            c.weight,
+            if c.in_rotation { "yes" } else { "no" },
+            c.in_flight
+        ));
+    }
+    out
+}
 
 /// The replica list as a table: a count line, a header, one hostname per line.
 pub fn replicas(names: &[String]) -> String {
@@ -76,6 +104,32 @@ mod tests {
         assert_eq!(
             super::replicas(&names[..1]),
             "1 replica\nREPLICA\nserver1\n"
+        );
+    }
+
+    #[test]
+    fn an_explanation_shows_the_route_and_each_candidate_in_order() {
+        let explanation: lb_api::Explanation = serde_json::from_str(
+            r#"{"key":"alice","hash_function":"xxh3","position":"9b2e0d6c4a1f3e58","algorithm":"ring",
+               "owner":"server2","route":"server3","candidates":[
+               {"name":"server2","weight":1,"in_rotation":false,"in_flight":0},
+               {"name":"server3","weight":2,"in_rotation":true,"in_flight":5}]}"#,
+        )
+        .unwrap();
+        let text = super::explanation(&explanation);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(
+            lines[0],
+            "key \"alice\": position 9b2e0d6c4a1f3e58 (xxh3, ring); owner server2; route server3"
+        );
+        assert!(
+            lines[2].starts_with("server2") && lines[2].contains(" no "),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("server3") && lines[3].ends_with(" 5"),
+            "{text}"
         );
     }
 

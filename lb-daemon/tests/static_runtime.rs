@@ -121,3 +121,76 @@ fn static_replicas_are_balanced_probed_and_never_respawned() {
         "/rm must not stop a static replica"
     );
 }
+
+#[test]
+fn explain_names_the_replica_that_serves_a_key_and_then_its_failover() {
+    let names = ["api1", "api2", "api3"];
+    let ports = [free_port(), free_port(), free_port()];
+    let mut replicas: Vec<Option<Replica>> = names
+        .iter()
+        .zip(ports)
+        .map(|(id, port)| Some(replica(id, port)))
+        .collect();
+    let mut config = String::from(
+        "listen = \"127.0.0.1:0\"\n[heartbeat]\ninterval_ms = 200\ntimeout_ms = 150\nrise = 1\nfall = 2\n[runtime]\nkind = \"static\"\n",
+    );
+    for (name, port) in names.iter().zip(ports) {
+        config.push_str(&format!(
+            "[[runtime.replicas]]\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    let daemon = Daemon::start(&config);
+    let explain = |key: &str| -> serde_json::Value {
+        let (code, body) = call("GET", &daemon.url(&format!("/explain?key={key}")), None);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["message"].clone()
+    };
+    let key = "user%2042"; // "user 42", percent-encoded
+    let all_up = wait_for(Duration::from_secs(10), || {
+        let e = explain(key);
+        let candidates = e["candidates"].as_array()?.clone();
+        candidates
+            .iter()
+            .all(|c| c["in_rotation"] == true)
+            .then_some(e)
+    });
+    let before = all_up.expect("the replicas did not come up");
+    assert_eq!(before["key"], "user 42");
+    assert_eq!(before["position"].as_str().unwrap().len(), 16);
+    let order: Vec<String> = before["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order.len(), 3, "{before}");
+    assert_eq!(before["owner"], order[0].as_str());
+    assert_eq!(before["route"], order[0].as_str());
+    assert_eq!(
+        daemon.home(Some("user 42")).1.as_deref(),
+        Some(order[0].as_str())
+    );
+
+    // The owner dies: the route is the next replica in the list, and so is the server.
+    let owner = names.iter().position(|n| *n == order[0]).unwrap();
+    drop(replicas[owner].take());
+    let moved = wait_for(Duration::from_secs(10), || {
+        let e = explain(key);
+        (e["route"] == order[1].as_str()).then_some(e)
+    });
+    let after = moved.expect("the route did not move to the next candidate");
+    assert_eq!(
+        after["owner"],
+        order[0].as_str(),
+        "ownership does not change"
+    );
+    assert_eq!(after["candidates"][0]["in_rotation"], false);
+    assert_eq!(
+        daemon.home(Some("user 42")).1.as_deref(),
+        Some(order[1].as_str())
+    );
+
+    let (code, body) = call("GET", &daemon.url("/explain"), None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("?key="), "{body}");
+}

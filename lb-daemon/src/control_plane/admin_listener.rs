@@ -19,9 +19,9 @@ use crate::control_plane::pool::ReplicaPool;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
 use crate::data_plane::reply::{Body, failure, full};
 use crate::data_plane::tls::{self, Secure, TlsConfig};
-use crate::observe::dashboard;
 use crate::observe::metrics::{AdminLabels, Metrics};
 use crate::observe::status;
+use crate::observe::{dashboard, explain};
 
 /// What admin and observation requests need.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub struct App {
 
 impl App {
     /// Whether `path` is answered by [`App::handle`] rather than proxied:
-    /// `/rep`, `/add`, `/rm`, `/metrics`, `/status`, `/dashboard`.
+    /// `/rep`, `/add`, `/rm`, `/metrics`, `/status`, `/explain`, `/dashboard`, `/healthz`.
     pub fn serves(path: &str) -> bool {
         admin_api::is_admin_path(path) || is_observation_path(path)
     }
@@ -49,7 +49,7 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_string();
         let response = if is_observation_path(&path) {
-            self.observe(&path, req.method())
+            self.observe(&path, req.uri().query(), req.method())
         } else {
             admin_api::handle(
                 &self.pool,
@@ -69,8 +69,9 @@ impl App {
         response
     }
 
-    /// `GET /metrics`, `/status` or `/dashboard`; other methods answer 405.
-    fn observe(&self, path: &str, method: &Method) -> Response<Body> {
+    /// `GET /metrics`, `/status`, `/explain`, `/healthz` or `/dashboard`; other methods
+    /// answer 405.
+    fn observe(&self, path: &str, query: Option<&str>, method: &Method) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             let mut response = failure(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -94,14 +95,19 @@ impl App {
             }
             "/status" => status::respond(&self.pool, &self.metrics, self.started),
             "/healthz" => healthz(&self.pool),
+            "/explain" => explain::respond(&self.pool.snapshot(), query),
             _ => dashboard::page(),
         }
     }
 }
 
-/// Paths that show the daemon's state: `/metrics`, `/status`, `/dashboard`, `/healthz`.
+/// Paths that show the daemon's state: `/metrics`, `/status`, `/explain`, `/dashboard`,
+/// `/healthz`.
 fn is_observation_path(path: &str) -> bool {
-    matches!(path, "/metrics" | "/status" | "/dashboard" | "/healthz")
+    matches!(
+        path,
+        "/metrics" | "/status" | "/explain" | "/dashboard" | "/healthz"
+    )
 }
 
 /// `GET /healthz`: the daemon itself (not its replicas) for Docker and Kubernetes

@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod dashboard;
+pub mod explain;
 pub mod healthcheck;
 pub mod metrics;
 pub mod status;

@@ -57,8 +57,9 @@ pub enum RuntimeEvent {
     /// the replicas it lacks, forgets those not listed, and takes a new instance where
     /// the address changed.
     Membership {
-        /// Every replica with its current instance, oldest first.
-        replicas: Vec<(NodeId, Instance)>,
+        /// Every replica with its current instance (`None` while it has no address, its
+        /// task being replaced), oldest first.
+        replicas: Vec<(NodeId, Option<Instance>)>,
     },
 }
 

@@ -66,6 +66,28 @@ impl Member {
         }
     }
 
+    /// A member an orchestrator lists (`instance`: its current one, if it has one), Down
+    /// until heartbeats pass.
+    pub(super) fn joining(
+        seq: u64,
+        instance: Option<Instance>,
+        health: HealthConfig,
+        now: Instant,
+    ) -> Self {
+        Self {
+            seq,
+            instance,
+            health: HealthState::new(health, Status::Down, now),
+            respawning: false,
+            started: now,
+            backoff: Duration::ZERO,
+            inflight: Arc::new(AtomicUsize::new(0)),
+            respawns: 0,
+            passive_fails: Arc::new(AtomicU32::new(0)),
+            ejected: false,
+        }
+    }
+
     /// Whether `instance` is this member's current, settled incarnation.
     pub(super) fn runs(&self, instance: InstanceId) -> bool {
         !self.respawning && self.instance.map(|i| i.id) == Some(instance)

@@ -400,7 +400,7 @@ impl ReplicaPool {
     /// Takes the orchestrator's replica set (see `Members::follow`). Skipped while an
     /// admin call runs (it changes the set itself; the next listing, a second later,
     /// is taken instead) and once the daemon is stopping.
-    fn follow(&self, replicas: &[(NodeId, Instance)]) {
+    fn follow(&self, replicas: &[(NodeId, Option<Instance>)]) {
         let Ok(_admin) = self.admin.try_lock() else {
             return;
         };

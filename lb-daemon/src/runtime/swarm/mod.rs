@@ -221,9 +221,10 @@ impl SwarmRuntime {
         }
     }
 
-    /// Every service with this daemon's owner label that has an address, oldest first,
-    /// as registered instances; forgets the replicas whose service is gone.
-    async fn owned(&self) -> Result<Vec<(NodeId, Instance)>, RuntimeError> {
+    /// Every service with this daemon's owner label, oldest first, with its registered
+    /// instance (`None` while it has no running task or no address); forgets the
+    /// replicas whose service is gone.
+    async fn owned(&self) -> Result<Vec<(NodeId, Option<Instance>)>, RuntimeError> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{OWNER_LABEL}={}", self.settings.base.owner)],
@@ -242,9 +243,15 @@ impl SwarmRuntime {
             let Some(name) = replica_of(service) else {
                 continue;
             };
-            if let Some(addr) = self.address_of(service, &name, &tasks).await {
-                replicas.push((name.clone(), self.register(&name, addr)));
-            }
+            let instance = match self.address_of(service, &name, &tasks).await {
+                Some(addr) => Some(self.register(&name, addr)),
+                None => {
+                    // No running task: the replica keeps its place, with no instance.
+                    lock(&self.registry).by_name.remove(&name);
+                    None
+                }
+            };
+            replicas.push((name, instance));
         }
         lock(&self.registry)
             .by_name
@@ -404,7 +411,13 @@ impl ReplicaRuntime for SwarmRuntime {
     }
 
     async fn adopt(&self) -> Result<Adopted, RuntimeError> {
-        let running = self.owned().await?;
+        // Services without a running task join with the follower's first listing.
+        let running: Vec<(NodeId, Instance)> = self
+            .owned()
+            .await?
+            .into_iter()
+            .filter_map(|(name, instance)| Some((name, instance?)))
+            .collect();
         for (name, instance) in &running {
             tracing::info!(replica = %name, addr = %instance.addr, "adopted Swarm service");
         }

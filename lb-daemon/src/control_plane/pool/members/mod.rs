@@ -138,9 +138,11 @@ impl Members {
     /// Follows an orchestrator's whole replica set (oldest first): members not listed
     /// leave the ring, listed ones that are not members join it Down (heartbeats bring
     /// them Up, as the daemon that added them may still be waiting for them to start),
-    /// and a member listed with another instance takes it, Down likewise. Returns
-    /// whether anything changed.
-    pub(super) fn follow(&mut self, replicas: &[(NodeId, Instance)], now: Instant) -> bool {
+    /// and a member listed with another instance takes it, Down likewise. A replica
+    /// listed without an instance (its task is being replaced) keeps its place on the
+    /// ring with no address, so its keys go to their next candidates and no other key
+    /// moves. Returns whether anything changed.
+    pub(super) fn follow(&mut self, replicas: &[(NodeId, Option<Instance>)], now: Instant) -> bool {
         let listed: HashSet<&NodeId> = replicas.iter().map(|(name, _)| name).collect();
         let gone: Vec<NodeId> = self
             .by_name
@@ -155,7 +157,7 @@ impl Members {
         }
         for (name, instance) in replicas {
             let seq = match self.by_name.get(name) {
-                Some(m) if m.instance.map(|i| i.id) == Some(instance.id) => continue,
+                Some(m) if m.instance.map(|i| i.id) == instance.map(|i| i.id) => continue,
                 Some(m) => m.seq,
                 None => {
                     if let Err(e) = self.ring_mut().add(name.clone(), 1) {
@@ -166,8 +168,7 @@ impl Members {
                     self.next_seq - 1
                 }
             };
-            let mut member = Member::new(seq, *instance, self.health, now);
-            member.health.set(lb_core::Status::Down, now);
+            let member = Member::joining(seq, *instance, self.health, now);
             self.by_name.insert(name.clone(), member);
             changed = true;
         }

@@ -120,3 +120,59 @@ fn a_young_instance_backs_off_and_a_stable_one_does_not() {
     let later = t0 + STABLE_AFTER + Duration::from_secs(1);
     assert_eq!(member.down(later, true, initial, max), Duration::ZERO);
 }
+
+#[test]
+fn following_an_orchestrator_keeps_a_replica_without_a_task_on_the_ring() {
+    let mut set = members(&[]);
+    let now = Instant::now();
+    let instance = |id: u64, port: u16| Instance {
+        id: InstanceId(id),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let listed = |entries: &[(&str, Option<Instance>)]| -> Vec<(NodeId, Option<Instance>)> {
+        entries
+            .iter()
+            .map(|(n, i)| (NodeId::new(*n).unwrap(), *i))
+            .collect()
+    };
+    // Two replicas appear: they join the ring, Down until heartbeats pass.
+    assert!(set.follow(
+        &listed(&[
+            ("s1", Some(instance(1, 9001))),
+            ("s2", Some(instance(2, 9002)))
+        ]),
+        now
+    ));
+    let epoch = set.epoch;
+    let snapshot = set.snapshot(&crate::observe::metrics::Metrics::new());
+    assert_eq!(snapshot.ring.len(), 2);
+    assert!(snapshot.upstreams.values().all(|u| !u.up));
+    // The same listing again changes nothing.
+    assert!(!set.follow(
+        &listed(&[
+            ("s1", Some(instance(1, 9001))),
+            ("s2", Some(instance(2, 9002)))
+        ]),
+        now
+    ));
+    // s2's task is being replaced: still on the ring, no upstream, no epoch change.
+    assert!(set.follow(
+        &listed(&[("s1", Some(instance(1, 9001))), ("s2", None)]),
+        now
+    ));
+    let snapshot = set.snapshot(&crate::observe::metrics::Metrics::new());
+    assert_eq!(snapshot.ring.len(), 2);
+    assert_eq!(snapshot.upstreams.len(), 1);
+    assert_eq!(set.epoch, epoch, "the ring did not change");
+    // Its new task has a new address; then s1's service is removed.
+    assert!(set.follow(
+        &listed(&[
+            ("s1", Some(instance(1, 9001))),
+            ("s2", Some(instance(3, 9003)))
+        ]),
+        now
+    ));
+    assert!(set.follow(&listed(&[("s2", Some(instance(3, 9003)))]), now));
+    assert_eq!(set.names(), ids(&["s2"]));
+    assert!(set.epoch > epoch);
+}
