@@ -44,30 +44,7 @@ fn main() -> ExitCode {
         };
     }
     if let Command::Explain { key } = &args.command {
-        return match client.explain(key) {
-            Ok(explanation) if args.json => match serde_json::to_string_pretty(&explanation) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("lbctl: {e}");
-                    ExitCode::from(2)
-                }
-            },
-            Ok(explanation) => {
-                print!("{}", table::explanation(&explanation));
-                ExitCode::SUCCESS
-            }
-            Err(ClientError::Failure { message, .. }) => {
-                eprintln!("lbctl: {message}");
-                ExitCode::from(1)
-            }
-            Err(e) => {
-                eprintln!("lbctl: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return show(client.explain(key), args.json, table::explanation);
     }
     if let Command::Bench(bench_args) = &args.command {
         return bench_command(&args.url, bench_args);
@@ -161,7 +138,17 @@ fn agreement_command(args: &Args, urls: &[String]) -> ExitCode {
 
 /// `lbctl status`: the `/status` document as a table, or as JSON with `--json`.
 fn status_command(client: &AdminClient, json: bool) -> ExitCode {
-    match client.status() {
+    show(client.status(), json, table::status)
+}
+
+/// Prints a document the daemon answered: pretty JSON with `--json`, else `render`'s
+/// table; the daemon's refusal on stderr (exit 1), any other failure likewise (exit 2).
+fn show<T: serde::Serialize>(
+    answer: Result<T, ClientError>,
+    json: bool,
+    render: impl Fn(&T) -> String,
+) -> ExitCode {
+    match answer {
         Ok(document) if json => match serde_json::to_string_pretty(&document) {
             Ok(text) => {
                 println!("{text}");
@@ -173,7 +160,7 @@ fn status_command(client: &AdminClient, json: bool) -> ExitCode {
             }
         },
         Ok(document) => {
-            print!("{}", table::status(&document));
+            print!("{}", render(&document));
             ExitCode::SUCCESS
         }
         Err(ClientError::Failure { message, .. }) => {

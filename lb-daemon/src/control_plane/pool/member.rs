@@ -52,18 +52,9 @@ pub(super) enum Heartbeat {
 
 impl Member {
     pub(super) fn new(seq: u64, instance: Instance, health: HealthConfig, now: Instant) -> Self {
-        Self {
-            seq,
-            instance: Some(instance),
-            health: HealthState::new(health, Status::Up, now),
-            respawning: false,
-            started: now,
-            backoff: Duration::ZERO,
-            inflight: Arc::new(AtomicUsize::new(0)),
-            respawns: 0,
-            passive_fails: Arc::new(AtomicU32::new(0)),
-            ejected: false,
-        }
+        let mut member = Self::joining(seq, Some(instance), health, now);
+        member.health = HealthState::new(health, Status::Up, now);
+        member
     }
 
     /// A member an orchestrator lists (`instance`: its current one, if it has one), Down
