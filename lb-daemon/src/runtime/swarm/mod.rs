@@ -259,10 +259,11 @@ impl SwarmRuntime {
         Ok(replicas)
     }
 
-    /// Tasks in state running (Published mode; Alias needs none).
-    async fn running_tasks(&self) -> Result<Vec<Task>, RuntimeError> {
+    /// Tasks in state running, with the address of each node they run on, each node
+    /// asked once (Published mode; Alias needs none).
+    async fn running_tasks(&self) -> Result<Running, RuntimeError> {
         if self.settings.address == SwarmAddress::Alias {
-            return Ok(Vec::new());
+            return Ok(Running::default());
         }
         let filters = HashMap::from([("desired-state".to_string(), vec!["running".to_string()])]);
         let tasks = self
@@ -272,10 +273,26 @@ impl SwarmRuntime {
             ))
             .await
             .map_err(engine("listing tasks"))?;
-        Ok(tasks
+        let tasks: Vec<Task> = tasks
             .into_iter()
             .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-            .collect())
+            .collect();
+        let mut nodes = HashMap::new();
+        for node_id in tasks.iter().filter_map(|t| t.node_id.as_deref()) {
+            if nodes.contains_key(node_id) {
+                continue;
+            }
+            let addr = self
+                .docker
+                .inspect_node(node_id)
+                .await
+                .ok()
+                .and_then(|node| node.status?.addr?.parse::<std::net::IpAddr>().ok());
+            if let Some(addr) = addr {
+                nodes.insert(node_id.to_string(), addr);
+            }
+        }
+        Ok(Running { tasks, nodes })
     }
 
     /// Where `service` (replica `name`) is reached, per [`SwarmAddress`]; `None` until
@@ -284,11 +301,12 @@ impl SwarmRuntime {
         &self,
         service: &Service,
         name: &NodeId,
-        tasks: &[Task],
+        running: &Running,
     ) -> Option<SocketAddr> {
         match self.settings.address {
             SwarmAddress::Published => {
-                let task = tasks
+                let task = running
+                    .tasks
                     .iter()
                     .find(|t| t.service_id.is_some() && t.service_id == service.id)?;
                 let port = task
@@ -302,13 +320,8 @@ impl SwarmRuntime {
                     .find(|p| p.target_port == Some(i64::from(self.settings.base.port)))?
                     .published_port?;
                 let port = u16::try_from(port).ok()?;
-                let node = self
-                    .docker
-                    .inspect_node(task.node_id.as_deref()?)
-                    .await
-                    .ok()?;
-                let ip: std::net::IpAddr = node.status?.addr?.parse().ok()?;
-                Some(SocketAddr::new(ip, port))
+                let ip = running.nodes.get(task.node_id.as_deref()?)?;
+                Some(SocketAddr::new(*ip, port))
             }
             SwarmAddress::Alias => {
                 let host = self.settings.service_name(name);
@@ -352,6 +365,13 @@ impl SwarmRuntime {
             tracing::warn!(service, error = %e, "cannot remove service");
         }
     }
+}
+
+/// Running tasks and the addresses of their nodes, by node ID.
+#[derive(Debug, Default)]
+struct Running {
+    tasks: Vec<Task>,
+    nodes: HashMap<String, std::net::IpAddr>,
 }
 
 /// The replica hostname of a service this daemon owns.
