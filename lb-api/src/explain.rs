@@ -21,15 +21,16 @@ pub struct Explanation {
     pub hash_function: String,
     /// The key's position on the ring: its hash, 16 hex digits.
     pub position: String,
-    /// The mapping: `ring` (ketama).
+    /// The table the key is looked up in: `ring` (ketama) or `maglev`.
     pub algorithm: String,
     /// The replica that owns the key, whatever its health; `None` with no replica.
     pub owner: Option<String>,
-    /// Where a request with this key goes now: the first candidate in rotation; `None`
-    /// when none is (the request would get `503`).
+    /// Where a request with this key goes now: the first candidate in rotation (with
+    /// `balance_factor`, the first whose in-flight requests are below its bounded-load
+    /// capacity); `None` when none is (the request would get `503`).
     pub route: Option<String>,
-    /// Every replica in the key's failover order: the owner, then each next distinct
-    /// replica on the ring.
+    /// Every replica of weight > 0 in the key's failover order: the owner, then each
+    /// next distinct replica on the table.
     pub candidates: Vec<Candidate>,
 }
 

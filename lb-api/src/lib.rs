@@ -1,5 +1,5 @@
 //! The admin API of `lb-daemon` as types: every request and answer of `GET /rep`,
-//! `POST /add`, `DELETE /rm` and `GET /status`, serialized by the daemon and read by
+//! `POST /add`, `DELETE /rm`, `POST /weight`, `GET /status` and `GET /explain`, serialized by the daemon and read by
 //! `lbctl`, so the two cannot drift apart. No I/O and no runtime: a client needs only
 //! this crate and an HTTP library.
 //!
@@ -28,6 +28,7 @@
 //! - [`replicas`]: `/rep`'s [`ReplicaList`], the `/add` and `/rm` body
 //!   [`ChangeRequest`] and its [`Hostname`]s.
 //! - [`status`]: the `/status` document.
+//! - [`weight`]: the `/weight` body [`WeightRequest`].
 //! - [`explain`]: `/explain?key=K`, the route of one key.
 
 #![deny(missing_docs)]
@@ -36,8 +37,10 @@ pub mod answer;
 pub mod explain;
 pub mod replicas;
 pub mod status;
+pub mod weight;
 
 pub use answer::{Answer, AnswerError, Outcome, Refused};
 pub use explain::{Candidate, Explanation};
-pub use replicas::{ChangeError, ChangeRequest, Hostname, ReplicaList};
+pub use replicas::{ChangeError, ChangeRequest, Hostname, MAX_WEIGHT, ReplicaList};
 pub use status::{ReplicaState, ReplicaStatus, RequestCounts, RingFingerprint, StatusDocument};
+pub use weight::WeightRequest;

@@ -7,12 +7,16 @@
 //! | `DELETE /rm` | `{"n":1,"hostnames":["s4"]}` | like `/rep`, after the replicas are stopped |
 //!
 //! On the static runtime `/add` also takes `"addresses": ["ip:port", ...]`, one per
-//! hostname.
+//! hostname. `/add` takes `"weights": [w, ...]` (0..=256), one per hostname, for their
+//! ring weights; without it every replica weighs 1.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The highest ring weight of a replica, as HAProxy's `weight` (0..=256).
+pub const MAX_WEIGHT: u32 = 256;
 
 /// `GET /rep`'s message (and that of a successful `/add` or `/rm`): the replicas in the
 /// order they were added.
@@ -83,6 +87,9 @@ pub struct ChangeRequest {
     /// `/add` on the static runtime: one `ip:port` per hostname; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<SocketAddr>,
+    /// `/add`: one ring weight per hostname (0..=256); empty: all weigh 1.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<u32>,
 }
 
 /// Why an `/add` or `/rm` body was refused. The messages are the admin API's reasons.
@@ -94,8 +101,10 @@ pub enum ChangeError {
     /// JSON, but not an object.
     #[error("the body must be a JSON object like {{\"n\": 1, \"hostnames\": []}}")]
     NotAnObject,
-    /// A field other than `n`, `hostnames` and `addresses`.
-    #[error("unknown field '{0}'; expected 'n', 'hostnames' and (static runtime) 'addresses'")]
+    /// A field other than `n`, `hostnames`, `addresses` and `weights`.
+    #[error(
+        "unknown field '{0}'; expected 'n', 'hostnames', 'weights' and (static runtime) 'addresses'"
+    )]
     UnknownField(String),
     /// No `n`.
     #[error("'n' is missing")]
@@ -120,6 +129,17 @@ pub enum ChangeError {
     /// An item of `addresses` is not `ip:port`; the item as sent.
     #[error("addresses must be \"ip:port\" strings, not {0}")]
     BadAddress(String),
+    /// `weights` is not a list of integers in 0..=256; the value as sent.
+    #[error("'weights' must be a list of integers from 0 to 256, not {0}")]
+    BadWeights(String),
+    /// `weights` given, but not one per hostname.
+    #[error("give one weight per hostname: {hostnames} hostnames, {weights} weights")]
+    WeightCount {
+        /// Hostnames given.
+        hostnames: usize,
+        /// Weights given.
+        weights: usize,
+    },
     /// `addresses` given, but not one per hostname.
     #[error("give one address per hostname: {hostnames} hostnames, {addresses} addresses")]
     AddressCount {
@@ -146,7 +166,13 @@ impl ChangeRequest {
                 .map(Hostname::new)
                 .collect::<Result<_, _>>()?,
             addresses: Vec::new(),
+            weights: Vec::new(),
         })
+    }
+
+    /// This request with ring `weights`, one per hostname.
+    pub fn with_weights(self, weights: Vec<u32>) -> Self {
+        Self { weights, ..self }
     }
 
     /// The body as compact JSON.
@@ -162,17 +188,7 @@ impl ChangeRequest {
     /// [`ChangeError`], naming the field and the refused value. Never panics, whatever
     /// the bytes.
     pub fn from_json(body: &[u8]) -> Result<Self, ChangeError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ChangeError::Malformed(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(ChangeError::NotAnObject);
-        };
-        if let Some(unknown) = fields
-            .keys()
-            .find(|k| !matches!(k.as_str(), "n" | "hostnames" | "addresses"))
-        {
-            return Err(ChangeError::UnknownField(unknown.clone()));
-        }
+        let fields = object_of(body, &["n", "hostnames", "addresses", "weights"])?;
         let n = match fields.get("n") {
             None => return Err(ChangeError::MissingN),
             Some(v) => v
@@ -203,6 +219,17 @@ impl ChangeRequest {
                 .collect::<Result<_, _>>()?,
             Some(other) => return Err(ChangeError::AddressesNotAList(other.to_string())),
         };
+        let weights: Vec<u32> = match fields.get("weights") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().map(weight_of).collect::<Result<_, _>>()?,
+            Some(other) => return Err(ChangeError::BadWeights(other.to_string())),
+        };
+        if !weights.is_empty() && weights.len() != hostnames.len() {
+            return Err(ChangeError::WeightCount {
+                hostnames: hostnames.len(),
+                weights: weights.len(),
+            });
+        }
         if !addresses.is_empty() && addresses.len() != hostnames.len() {
             return Err(ChangeError::AddressCount {
                 hostnames: hostnames.len(),
@@ -213,8 +240,35 @@ impl ChangeRequest {
             n,
             hostnames,
             addresses,
+            weights,
         })
     }
+}
+
+/// The JSON object `body` holds, refused if it is not one or has a field outside
+/// `known`.
+pub(crate) fn object_of(
+    body: &[u8],
+    known: &[&str],
+) -> Result<serde_json::Map<String, Value>, ChangeError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ChangeError::Malformed(e.to_string()))?;
+    let Value::Object(fields) = value else {
+        return Err(ChangeError::NotAnObject);
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ChangeError::UnknownField(unknown.clone()));
+    }
+    Ok(fields)
+}
+
+/// A ring weight: an integer in `0..=MAX_WEIGHT`.
+pub(crate) fn weight_of(value: &Value) -> Result<u32, ChangeError> {
+    value
+        .as_u64()
+        .filter(|w| *w <= u64::from(MAX_WEIGHT))
+        .and_then(|w| u32::try_from(w).ok())
+        .ok_or_else(|| ChangeError::BadWeights(value.to_string()))
 }
 
 #[cfg(test)]
@@ -242,6 +296,13 @@ mod tests {
             fixed.to_json(),
             r#"{"n":1,"hostnames":["api9"],"addresses":["127.0.0.1:9001"]}"#
         );
+        let weighted =
+            ChangeRequest::from_json(br#"{"n":2,"hostnames":["a","b"],"weights":[3,0]}"#).unwrap();
+        assert_eq!(weighted.weights, [3, 0]);
+        assert_eq!(
+            weighted.to_json(),
+            r#"{"n":2,"hostnames":["a","b"],"weights":[3,0]}"#
+        );
     }
 
     #[test]
@@ -267,6 +328,13 @@ mod tests {
             (
                 br#"{"n":2,"hostnames":["a","b"],"addresses":["127.0.0.1:1"]}"#,
                 "one address per hostname",
+            ),
+            (br#"{"n":1,"hostnames":["a"],"weights":[257]}"#, "0 to 256"),
+            (br#"{"n":1,"hostnames":["a"],"weights":[-1]}"#, "0 to 256"),
+            (br#"{"n":1,"hostnames":["a"],"weights":3}"#, "0 to 256"),
+            (
+                br#"{"n":1,"hostnames":["a"],"weights":[1,2]}"#,
+                "one weight per hostname",
             ),
         ] {
             let err = ChangeRequest::from_json(body).unwrap_err().to_string();

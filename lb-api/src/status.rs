@@ -122,7 +122,15 @@ pub struct ReplicaStatus {
     pub in_flight: usize,
     /// Proxied responses it gave since the daemon started, every status class.
     pub requests: u64,
+    /// Its ring weight (0..=256; 0: drained, it takes no new key). Documents of
+    /// daemons older than weights: 1.
+    #[serde(default = "one")]
+    pub weight: u32,
     /// Its exact fraction of the hash space (0–1): its expected share of uniformly
     /// random keys.
     pub ring_share: f64,
+}
+
+fn one() -> u32 {
+    1
 }

@@ -53,6 +53,18 @@ pub enum Command {
         n: usize,
         /// Hostnames for some or all of them.
         names: Vec<String>,
+        /// Ring weights of the NAMEs, one per name (0..=256; default 1 each), e.g.
+        /// `--weights 3,1`.
+        #[arg(long, value_delimiter = ',')]
+        weights: Vec<u32>,
+    },
+    /// Set one replica's ring weight, 0..=256 (`POST /weight`); 0 drains it: no new key
+    /// goes to it and its requests in flight finish.
+    Weight {
+        /// The replica.
+        name: String,
+        /// Its new weight.
+        weight: u32,
     },
     /// Load the daemon with GET requests and report latency and the split per replica.
     Bench(BenchArgs),

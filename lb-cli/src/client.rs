@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use lb_api::{Answer, ChangeError, ChangeRequest, Explanation, ReplicaList, StatusDocument};
+use lb_api::{
+    Answer, ChangeError, ChangeRequest, Explanation, Hostname, ReplicaList, StatusDocument,
+    WeightRequest,
+};
 use serde::de::DeserializeOwned;
 
 /// The replicas the daemon reports, and its answer as received.
@@ -119,13 +122,35 @@ impl AdminClient {
         decode::<Explanation>(&url, status, &body).map(|(explanation, _)| explanation)
     }
 
-    /// `POST /add` of `n` replicas, `names` first.
+    /// `POST /add` of `n` replicas, `names` first, with `weights` (one per name, or none).
     ///
     /// # Errors
     /// [`ClientError`].
-    pub fn add(&self, n: usize, names: &[String]) -> Result<Replicas, ClientError> {
+    pub fn add(
+        &self,
+        n: usize,
+        names: &[String],
+        weights: &[u32],
+    ) -> Result<Replicas, ClientError> {
         let url = format!("{}/add", self.base);
-        let body = ChangeRequest::new(n, names.iter().cloned())?.to_json();
+        let body = ChangeRequest::new(n, names.iter().cloned())?
+            .with_weights(weights.to_vec())
+            .to_json();
+        let request = self.change(self.agent.post(&url));
+        self.replica_list(&url, request.send(&body))
+    }
+
+    /// `POST /weight`: replica `name`'s ring weight becomes `weight`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn set_weight(&self, name: &str, weight: u32) -> Result<Replicas, ClientError> {
+        let url = format!("{}/weight", self.base);
+        let body = WeightRequest {
+            hostname: Hostname::new(name)?,
+            weight,
+        }
+        .to_json();
         let request = self.change(self.agent.post(&url));
         self.replica_list(&url, request.send(&body))
     }

@@ -69,7 +69,8 @@ fn main() -> ExitCode {
     }
     let result = match &args.command {
         Command::Rep => client.replicas(),
-        Command::Add { n, names } => client.add(*n, names),
+        Command::Add { n, names, weights } => client.add(*n, names, weights),
+        Command::Weight { name, weight } => client.set_weight(name, *weight),
         Command::Rm { n, names } => client.remove(*n, names),
         Command::Bench(_)
         | Command::Analyze(_)

@@ -47,7 +47,7 @@ pub fn replicas(names: &[String]) -> String {
 
 /// The `/status` document as a table: a summary line, then one row per replica in
 /// the order added (state, address, uptime in s, respawns, in flight, requests, ring
-/// share in %).
+/// weight, share in %).
 pub fn status(document: &StatusDocument) -> String {
     let mut out = format!(
         "{} replica{}, hash {} ({} points per weight), ring {} (epoch {}), {} requests ({} unrouted), up {:.0} s\n",
@@ -66,8 +66,16 @@ pub fn status(document: &StatusDocument) -> String {
         document.uptime_ms as f64 / 1000.0
     );
     out.push_str(&format!(
-        "{:<18} {:<10} {:<22} {:>9} {:>8} {:>9} {:>10} {:>6}\n",
-        "REPLICA", "STATE", "ADDRESS", "UPTIME_S", "RESPAWNS", "IN_FLIGHT", "REQUESTS", "SHARE"
+        "{:<18} {:<10} {:<22} {:>9} {:>8} {:>9} {:>10} {:>6} {:>6}\n",
+        "REPLICA",
+        "STATE",
+        "ADDRESS",
+        "UPTIME_S",
+        "RESPAWNS",
+        "IN_FLIGHT",
+        "REQUESTS",
+        "WEIGHT",
+        "SHARE"
     ));
     for r in &document.replicas {
         let state = match r.state {
@@ -78,7 +86,7 @@ pub fn status(document: &StatusDocument) -> String {
         };
         let address = r.address.map_or_else(|| "-".to_string(), |a| a.to_string());
         out.push_str(&format!(
-            "{:<18} {:<10} {:<22} {:>9.0} {:>8} {:>9} {:>10} {:>5.1}%\n",
+            "{:<18} {:<10} {:<22} {:>9.0} {:>8} {:>9} {:>10} {:>6} {:>5.1}%\n",
             r.name,
             state,
             address,
@@ -86,6 +94,7 @@ pub fn status(document: &StatusDocument) -> String {
             r.respawns,
             r.in_flight,
             r.requests,
+            r.weight,
             r.ring_share * 100.0
         ));
     }
@@ -141,7 +150,7 @@ mod tests {
                "replicas":[{"name":"server1","address":"127.0.0.1:9001","state":"up","uptime_ms":2000,
                "state_ms":2000,"respawns":0,"in_flight":0,"requests":6,"ring_share":0.25},
                {"name":"server2","address":null,"state":"respawning","uptime_ms":0,"state_ms":10,
-               "respawns":1,"in_flight":0,"requests":0,"ring_share":0.75}],"uptime_ms":3000}"#,
+               "respawns":1,"in_flight":0,"requests":0,"weight":3,"ring_share":0.75}],"uptime_ms":3000}"#,
         )
         .unwrap();
         let table = super::status(&document);
@@ -157,6 +166,10 @@ mod tests {
             lines[2].contains(" up ") && lines[2].ends_with("25.0%"),
             "{table}"
         );
-        assert!(lines[3].contains("respawning") && lines[3].ends_with("75.0%"));
+        assert!(
+            lines[3].contains("respawning") && lines[3].ends_with("     3  75.0%"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("     1  25.0%"), "{table}");
     }
 }

@@ -168,6 +168,7 @@ pub async fn run_with_reloads(
         PoolSettings {
             hash: config.hash,
             points_per_weight: config.points_per_weight,
+            routing: config.routing,
             health: config.heartbeat.health,
             max_per_call: config.admin.max_per_call,
             backoff_initial: config.respawn.backoff_initial,
@@ -288,9 +289,11 @@ pub async fn run_with_reloads(
     };
     tracing::info!(replicas = ?names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), "daemon ready");
     let running = config.clone();
+    let reload_pool = Arc::clone(&pool);
     tokio::spawn(async move {
         while let Some(fresh) = reloads.recv().await {
             settings.store(Arc::new(proxy_settings(&fresh)));
+            reload_pool.set_routing(fresh.routing);
             heartbeat.store(Arc::new(fresh.heartbeat.clone()));
             // Certificates read again by the reload replace the running ones.
             for (running_tls, fresh_tls) in [

@@ -48,6 +48,7 @@ fn pool() -> Arc<ReplicaPool> {
     let settings = PoolSettings {
         hash: HashAlgorithm::Xxh3,
         points_per_weight: 16,
+        routing: Default::default(),
         health: HealthConfig::default(),
         max_per_call: 4,
         backoff_initial: Duration::from_millis(10),
@@ -80,7 +81,7 @@ proptest! {
                         } else {
                             Vec::new()
                         };
-                        match pool.add(n, names.clone(), addresses).await {
+                        match pool.add(n, names.clone(), addresses, Vec::new()).await {
                             Ok(added) => {
                                 prop_assert_eq!(added.len(), n);
                                 prop_assert_eq!(&added[..names.len()], &names[..]);

@@ -44,6 +44,25 @@ fn lbctl_lists_adds_and_removes() {
         "lbctl: <Error> Length of hostname list is more than newly added instances\n"
     );
     assert_eq!(daemon.replicas(), ["server2", "s9", "server3"]);
+
+    // Weights: on /add, then one replica's at a time; /status shows them.
+    let weight_of = |name: &str| -> u64 {
+        let status = status_of(&daemon);
+        let replicas = status["replicas"].as_array().unwrap().clone();
+        let replica = replicas.iter().find(|r| r["name"] == name).unwrap();
+        replica["weight"].as_u64().unwrap()
+    };
+    let (code, _, err) = lbctl(&url, &["add", "-n", "1", "big", "--weights", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(weight_of("big"), 4);
+    let (code, out, err) = lbctl(&url, &["weight", "big", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("big"), "{out}");
+    assert_eq!(weight_of("big"), 0);
+    let (code, _, err) = lbctl(&url, &["weight", "big", "300"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("256"), "{err}");
+    assert_eq!(weight_of("big"), 0);
 }
 
 #[test]

@@ -91,6 +91,10 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "hash" => ("", "hash = \"md5\""),
         "points_per_weight" => ("", "points_per_weight = 100"),
         "key" => ("", "key = [\"path\"]"),
+        "algorithm" => ("", "algorithm = \"maglev\""),
+        "maglev_table_size" => ("", "algorithm = \"maglev\"\nmaglev_table_size = 251"),
+        "balance_factor" => ("", "balance_factor = 1.5"),
+        "keyless" => ("", "keyless = \"least_requests\""),
         "state_file" => ("", "state_file = \"/tmp/lb-state.json\""),
         "admin.max_per_call" => ("admin", "max_per_call = 3"),
         "admin.max_body_bytes" => ("admin", "max_body_bytes = 1000"),
@@ -166,8 +170,12 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
 }
 
 /// The keys a reload applies at once (the README says the same).
-const LIVE: [&str; 9] = [
+const LIVE: [&str; 13] = [
     "key",
+    "algorithm",
+    "maglev_table_size",
+    "balance_factor",
+    "keyless",
     "log.access",
     "heartbeat.path",
     "heartbeat.interval_ms",

@@ -47,7 +47,7 @@ impl<'a> Scaled<'a> {
         if n > have.len() {
             return self
                 .client
-                .add(n - have.len(), &[])
+                .add(n - have.len(), &[], &[])
                 .map(|_| ())
                 .map_err(daemon("POST /add"));
         }
@@ -103,7 +103,7 @@ impl<'a> Scaled<'a> {
         }
         if !missing.is_empty() {
             self.client
-                .add(missing.len(), &missing)
+                .add(missing.len(), &missing, &[])
                 .map_err(failed("POST /add"))?;
         }
         let mut now = self.names()?;

@@ -4,7 +4,8 @@
 //! Every key is optional; `lb-daemon` with no file runs on the defaults. The root
 //! table's keys are below; each section has its own module with its keys, its
 //! defaults and its validation: [`admin`], [`heartbeat`], [`runtime`], [`respawn`],
-//! [`upstream`], [`server`], [`shutdown`], [`tls`], [`log`]. The README's config reference lists the
+//! [`upstream`], [`server`], [`shutdown`], [`tls`], [`log`]; the routing keys of the root
+//! table are checked in [`routing`]. The README's config reference lists the
 //! same keys.
 //!
 //! ```toml
@@ -13,7 +14,10 @@
 //! replicas = 3                # started at boot, named server1..server3
 //! hash = "xxh3"               # or "sha256", "md5", "nginx" (nginx's `hash ... consistent`)
 //! points_per_weight = 160     # virtual nodes per replica
-//! key = ["header:x-lb-key"]   # then a random key; also cookie:NAME, query:NAME, path, client_ip
+//! key = ["header:x-lb-key"]   # then keyless; also cookie:NAME, query:NAME, path, client_ip
+//! algorithm = "ring"          # or "maglev" (maglev_table_size = 65537)
+//! balance_factor = 1.25       # bounded loads (HAProxy's hash-balance-factor 125); off by default
+//! keyless = "random"          # or "round_robin", "least_requests"
 //! state_file = "/var/lib/lb/state.json"   # optional: the replica set survives restarts
 //! ```
 
@@ -24,12 +28,14 @@ use lb_core::HashAlgorithm;
 use serde::Deserialize;
 
 use crate::data_plane::key::{KeySource, KeySourceError};
+use crate::data_plane::routing::Routing;
 use rules::{invalid, ranged};
 
 pub mod admin;
 pub mod heartbeat;
 pub mod log;
 pub mod respawn;
+pub mod routing;
 mod rules;
 pub mod runtime;
 pub mod server;
@@ -95,6 +101,14 @@ pub struct FileConfig {
     pub points_per_weight: Option<u64>,
     /// Request key sources, in order.
     pub key: Option<Vec<String>>,
+    /// `ring` or `maglev`.
+    pub algorithm: Option<String>,
+    /// Slots of the Maglev table.
+    pub maglev_table_size: Option<u64>,
+    /// Bounded-load factor (> 1).
+    pub balance_factor: Option<f64>,
+    /// `random`, `round_robin` or `least_requests`.
+    pub keyless: Option<String>,
     /// Path of the state file.
     pub state_file: Option<PathBuf>,
     /// `[admin]`.
@@ -130,8 +144,11 @@ pub struct Config {
     pub hash: HashAlgorithm,
     /// Points per unit of weight (1..=10000, default 160).
     pub points_per_weight: u32,
-    /// Request key sources, tried in order before the random fallback.
+    /// Request key sources, tried in order; a request with none is keyless.
     pub key: Vec<KeySource>,
+    /// Table, bounded loads and keyless policy (`algorithm`, `maglev_table_size`,
+    /// `balance_factor`, `keyless`); applies on reload.
+    pub routing: Routing,
     /// Where the replica set is saved and restored from, if anywhere.
     pub state_file: Option<PathBuf>,
     /// `[admin]`.
@@ -224,6 +241,13 @@ impl Config {
             }
             other => other,
         };
+        let routing = routing::RoutingFile {
+            algorithm: file.algorithm,
+            maglev_table_size: file.maglev_table_size,
+            balance_factor: file.balance_factor,
+            keyless: file.keyless,
+        }
+        .validate()?;
         let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
         Ok(Config {
             listen,
@@ -232,6 +256,7 @@ impl Config {
             hash,
             points_per_weight: ranged("points_per_weight", file.points_per_weight, 160, 1, 10_000)?,
             key,
+            routing,
             state_file,
             admin: file.admin.validate(listen)?,
             heartbeat: file.heartbeat.validate()?,
@@ -251,7 +276,8 @@ impl Config {
     /// The keys, dotted as in the file, that differ between this running config and
     /// `fresh` but that a reload (SIGHUP) cannot apply: they keep their running
     /// values until a restart. Empty when everything that changed applies live
-    /// (`key`, `heartbeat.path`, `heartbeat.interval_ms`, `heartbeat.timeout_ms`,
+    /// (`key`, `algorithm`, `maglev_table_size`, `balance_factor`, `keyless`,
+    /// `heartbeat.path`, `heartbeat.interval_ms`, `heartbeat.timeout_ms`,
     /// `upstream.retries`, `upstream.try_timeout_ms`, `upstream.retry_body_bytes`,
     /// `upstream.body_read_timeout_ms`, `log.access`, and the certificate files of
     /// `tls` and `admin.tls`, which are read again).

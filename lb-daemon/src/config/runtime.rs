@@ -99,6 +99,8 @@ pub struct StaticReplicaFile {
     pub name: String,
     /// `ip:port` where it listens.
     pub address: String,
+    /// Its weight on the ring, 0..=256 (default 1; 0: on the ring but takes no key).
+    pub weight: Option<u64>,
 }
 
 /// Validated `[runtime]`.
@@ -117,8 +119,8 @@ pub enum Runtime {
     Docker(DockerSettings),
     /// Swarm services.
     Swarm(SwarmSettings),
-    /// Fixed addresses.
-    Static(Vec<(NodeId, SocketAddr)>),
+    /// Fixed addresses: hostname, address, weight.
+    Static(Vec<(NodeId, SocketAddr, u32)>),
 }
 
 /// Refuses a key that belongs to another kind.
@@ -342,7 +344,7 @@ fn swarm(
 }
 
 fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
-    let mut replicas: Vec<(NodeId, SocketAddr)> = Vec::with_capacity(entries.len());
+    let mut replicas: Vec<(NodeId, SocketAddr, u32)> = Vec::with_capacity(entries.len());
     for entry in entries {
         let name = NodeId::new(entry.name.as_str())
             .map_err(|e| invalid("runtime.replicas.name", &entry.name, e.to_string()))?;
@@ -353,14 +355,15 @@ fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
                 "expected ip:port",
             )
         })?;
-        if replicas.iter().any(|(n, _)| *n == name) {
+        let weight = super::rules::ranged("runtime.replicas.weight", entry.weight, 1, 0, 256)?;
+        if replicas.iter().any(|(n, _, _)| *n == name) {
             return Err(invalid(
                 "runtime.replicas.name",
                 &entry.name,
                 "listed twice",
             ));
         }
-        replicas.push((name, address));
+        replicas.push((name, address, weight));
     }
     Ok(Runtime::Static(replicas))
 }
@@ -403,8 +406,10 @@ mod tests {
         assert_eq!(swarm.base.network, "lb-swarm");
         assert_eq!(swarm.base.owner, "o1");
         assert_eq!(swarm.constraints, ["node.role == worker"]);
-        let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\n").unwrap();
-        assert!(matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1));
+        let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\nweight = 3\n").unwrap();
+        assert!(
+            matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1 && r[0].2 == 3)
+        );
         for (text, key) in [
             (
                 "[runtime]\nkind = \"process\"\nimage = \"x\"\ncommand = [\"/bin/true\"]",

@@ -6,6 +6,11 @@
 //! | `GET /rep` | none | `200 {"message":{"N":3,"replicas":["server1","server2","server3"]},"status":"successful"}` |
 //! | `POST /add` | `{"n":2,"hostnames":["s4","s5"]}` | `200`, same shape as `/rep`, after the new replicas accept connections |
 //! | `DELETE /rm` | `{"n":1,"hostnames":["s4"]}` | `200`, same shape as `/rep`, after the replicas are stopped |
+//! | `POST /weight` | `{"hostname":"s4","weight":0}` | `200`, same shape as `/rep`, once the new table is published |
+//!
+//! `/add` takes `"weights": [3, 1]`, one ring weight (0..=256) per hostname; without it
+//! every replica weighs 1. `/weight` sets one replica's weight: 0 drains it (no new key
+//! goes to it, in-flight requests finish, it stays a member and keeps being probed).
 //!
 //! With `runtime.kind = "static"`, `/add` also takes `"addresses": ["ip:port", ...]`,
 //! one per hostname (`{"n":1,"hostnames":["api9"],"addresses":["10.0.0.9:8080"]}`):
@@ -26,7 +31,7 @@
 //! - `405`: another method on an admin path. `413`: a body above `admin.max_body_bytes`.
 //! - `403`: a browser page of another origin (`Origin` ≠ `Host`): cross-site request
 //!   forgery is refused.
-//! - `401`/`403`: with `admin.token` set, `/add` and `/rm` without
+//! - `401`/`403`: with `admin.token` set, `/add`, `/rm` and `/weight` without
 //!   `Authorization: Bearer <token>`, or with another token.
 //! - `500`: a replica could not be started (the others of the call are stopped).
 //! - `503`: the daemon is shutting down.
@@ -38,7 +43,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, AUTHORIZATION, HOST, HeaderValue, ORIGIN, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use lb_api::{ChangeError, ChangeRequest, ReplicaList};
+use lb_api::{ChangeError, ChangeRequest, ReplicaList, WeightRequest};
 use lb_core::NodeId;
 
 use crate::control_plane::pool::{AdminError, ReplicaPool};
@@ -46,7 +51,7 @@ use crate::data_plane::reply::{Body, failure, success};
 
 /// Whether `path` is served by the admin API rather than proxied.
 pub fn is_admin_path(path: &str) -> bool {
-    matches!(path, "/rep" | "/add" | "/rm")
+    matches!(path, "/rep" | "/add" | "/rm" | "/weight")
 }
 
 /// Serves one admin call. With `token` set, `/add` and `/rm` need
@@ -57,9 +62,10 @@ pub async fn handle(
     max_body_bytes: usize,
     token: Option<&str>,
 ) -> Response<Body> {
-    let allowed = match req.uri().path() {
+    let path = req.uri().path().to_string();
+    let allowed = match path.as_str() {
         "/rep" => Method::GET,
-        "/add" => Method::POST,
+        "/add" | "/weight" => Method::POST,
         _ => Method::DELETE,
     };
     if req.method() != allowed {
@@ -136,6 +142,9 @@ pub async fn handle(
             );
         }
     };
+    if path.as_str() == "/weight" {
+        return set_weight(pool, &body).await;
+    }
     let change = match parse_change(&body) {
         Ok(change) => change,
         Err(reason) => return failure(StatusCode::BAD_REQUEST, reason),
@@ -144,13 +153,18 @@ pub async fn handle(
     if !add && !change.addresses.is_empty() {
         return failure(StatusCode::BAD_REQUEST, "'addresses' is only for /add");
     }
+    if !add && !change.weights.is_empty() {
+        return failure(StatusCode::BAD_REQUEST, "'weights' is only for /add");
+    }
     // The change runs in a task of its own: a client that goes away (Ctrl-C, a
     // timeout during a long drain) cannot cancel it half-way, leaving replicas
     // started or stopped outside the pool. Its answer tells what was done.
     let changing = Arc::clone(pool);
     let call = tokio::spawn(async move {
         if add {
-            changing.add(change.n, change.names, change.addresses).await
+            changing
+                .add(change.n, change.names, change.addresses, change.weights)
+                .await
         } else {
             changing.remove(change.n, change.names).await
         }
@@ -220,6 +234,24 @@ fn bearer_matches(header: &str, expected: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `POST /weight`: one replica's new ring weight.
+async fn set_weight(pool: &ReplicaPool, body: &[u8]) -> Response<Body> {
+    let request = match WeightRequest::from_json(body) {
+        Ok(request) => request,
+        Err(reason) => return failure(StatusCode::BAD_REQUEST, reason),
+    };
+    let Ok(name) = NodeId::new(request.hostname.as_str()) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            ChangeError::InvalidHostname(request.hostname.to_string()),
+        );
+    };
+    match pool.set_weight(&name, request.weight).await {
+        Ok(_) => replicas(pool),
+        Err(e) => failure(status_of(&e), e),
+    }
+}
+
 fn replicas(pool: &ReplicaPool) -> Response<Body> {
     let names: Vec<String> = pool.names().into_iter().map(|n| n.to_string()).collect();
     success(StatusCode::OK, ReplicaList::new(names))
@@ -239,6 +271,7 @@ struct Change {
     n: usize,
     names: Vec<NodeId>,
     addresses: Vec<SocketAddr>,
+    weights: Vec<u32>,
 }
 
 /// Reads an `/add` or `/rm` body ([`ChangeRequest::from_json`]) into replica ids.
@@ -253,6 +286,7 @@ fn parse_change(body: &[u8]) -> Result<Change, ChangeError> {
         n: request.n,
         names,
         addresses: request.addresses,
+        weights: request.weights,
     })
 }
 

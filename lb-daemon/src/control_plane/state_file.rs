@@ -42,6 +42,13 @@ pub struct SavedReplica {
     /// Where it listened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<SocketAddr>,
+    /// Its weight on the ring (files written before weights existed: 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Why the state file could not be used.
@@ -182,6 +189,7 @@ mod tests {
                 name: "server1".into(),
                 pid: Some(42),
                 address: Some("127.0.0.1:9".parse().unwrap()),
+                weight: 3,
             }],
         };
         file.save(&state).unwrap();

@@ -1,8 +1,10 @@
 //! The request key: what the ring hashes to pick a replica.
 //!
 //! Sources are tried in the configured order; the first one present gives the key.
-//! When none is present the key is random, so keyless traffic spreads over all
-//! replicas (as Envoy's ring hash does when no hash policy matches).
+//! When none is present the request is keyless, and the config's `keyless` policy
+//! routes it (a random key by default, so keyless traffic spreads over all replicas as
+//! Envoy's ring hash does when no hash policy matches; see
+//! [`routing`](crate::data_plane::routing)).
 //!
 //! | source (config string) | key bytes |
 //! |---|---|
@@ -140,19 +142,14 @@ impl KeySource {
     }
 }
 
-/// The key of `req` from `client`: the first source present, else 16 random bytes.
+/// The key of `req` from `client`: the first source present; `None` when the request
+/// has none (the routing's `keyless` policy decides then).
 pub fn request_key<'r>(
     sources: &'r [KeySource],
     req: &'r impl KeyedRequest,
     client: IpAddr,
-) -> Cow<'r, [u8]> {
-    sources
-        .iter()
-        .find_map(|s| s.extract(req, client))
-        .unwrap_or_else(|| {
-            let random = fastrand::u128(..);
-            Cow::Owned(random.to_le_bytes().to_vec())
-        })
+) -> Option<Cow<'r, [u8]>> {
+    sources.iter().find_map(|s| s.extract(req, client))
 }
 
 #[cfg(test)]
@@ -160,7 +157,7 @@ mod tests {
     use super::*;
     use hyper::Request;
 
-    fn request_key(sources: &[KeySource], req: &Request<()>, client: IpAddr) -> Vec<u8> {
+    fn request_key(sources: &[KeySource], req: &Request<()>, client: IpAddr) -> Option<Vec<u8>> {
         super::request_key(
             sources,
             &HyperRequest {
@@ -169,7 +166,7 @@ mod tests {
             },
             client,
         )
-        .into_owned()
+        .map(std::borrow::Cow::into_owned)
     }
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
@@ -193,24 +190,24 @@ mod tests {
             "/a/b?x=1&user=bob",
             &[("cookie", "a=1; sid=s42"), ("x-lb-key", "k1")],
         );
-        assert_eq!(&*request_key(&s, &r, IP), b"k1");
+        assert_eq!(request_key(&s, &r, IP).as_deref(), Some(&b"k1"[..]));
         let r = req("/a/b?x=1&user=bob", &[("cookie", "a=1; sid=s42")]);
-        assert_eq!(&*request_key(&s, &r, IP), b"s42");
+        assert_eq!(request_key(&s, &r, IP).as_deref(), Some(&b"s42"[..]));
         let r = req("/a/b?x=1&user=bob", &[]);
-        assert_eq!(&*request_key(&s, &r, IP), b"bob");
+        assert_eq!(request_key(&s, &r, IP).as_deref(), Some(&b"bob"[..]));
         let r = req("/a/b?x=1", &[]);
-        assert_eq!(&*request_key(&s, &r, IP), b"/a/b");
+        assert_eq!(request_key(&s, &r, IP).as_deref(), Some(&b"/a/b"[..]));
         assert_eq!(
-            &*request_key(&sources(&["client_ip"]), &r, IP),
-            b"127.0.0.1"
+            request_key(&sources(&["client_ip"]), &r, IP).as_deref(),
+            Some(&b"127.0.0.1"[..])
         );
     }
 
     #[test]
-    fn missing_key_is_random() {
-        let s = sources(&["header:x-lb-key"]);
-        let r = req("/home", &[]);
-        assert_ne!(request_key(&s, &r, IP), request_key(&s, &r, IP));
+    fn a_request_without_any_source_is_keyless() {
+        let s = sources(&["header:x-lb-key", "cookie:sid"]);
+        let r = req("/home", &[("cookie", "other=1")]);
+        assert_eq!(request_key(&s, &r, IP), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod hyper_connection;
 pub mod key;
 pub mod listener;
 pub mod reply;
+pub mod routing;
 pub mod snapshot;
 pub mod tls;
 pub mod tunnel;

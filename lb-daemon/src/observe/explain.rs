@@ -12,7 +12,7 @@ use crate::data_plane::snapshot::Snapshot;
 /// `snapshot`.
 pub fn explain(snapshot: &Snapshot, key: &str) -> Explanation {
     let ring = &snapshot.ring;
-    let candidates: Vec<Candidate> = ring
+    let candidates: Vec<Candidate> = snapshot
         .candidates(key.as_bytes())
         .map(|node| {
             let upstream = snapshot.upstreams.get(node.id());
@@ -29,7 +29,7 @@ pub fn explain(snapshot: &Snapshot, key: &str) -> Explanation {
         key: key.to_string(),
         hash_function: ring.hasher().name().to_string(),
         position: format!("{:016x}", ring.hasher().hash(key.as_bytes())),
-        algorithm: "ring".to_string(),
+        algorithm: snapshot.routing.algorithm.name().to_string(),
         owner: candidates.first().map(|c| c.name.clone()),
         route: snapshot
             .route(key.as_bytes())

@@ -17,7 +17,7 @@ pub fn document(pool: &ReplicaPool, metrics: &Metrics, started: Instant) -> Stat
     StatusDocument {
         hash: snapshot.ring.hasher().name().to_string(),
         points_per_weight: snapshot.ring.points_per_weight(),
-        fingerprint: RingFingerprint(snapshot.ring.fingerprint()),
+        fingerprint: RingFingerprint(snapshot.fingerprint()),
         epoch: snapshot.epoch,
         requests: RequestCounts {
             total: metrics.requests_total(),

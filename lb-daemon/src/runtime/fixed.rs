@@ -14,13 +14,13 @@ use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError};
 /// Replicas at fixed addresses.
 #[derive(Debug)]
 pub struct StaticRuntime {
-    configured: Vec<(NodeId, SocketAddr)>,
+    configured: Vec<(NodeId, SocketAddr, u32)>,
     next_id: AtomicU64,
 }
 
 impl StaticRuntime {
-    /// A runtime whose boot replicas are `configured` (hostname, address).
-    pub fn new(configured: Vec<(NodeId, SocketAddr)>) -> Self {
+    /// A runtime whose boot replicas are `configured` (hostname, address, weight).
+    pub fn new(configured: Vec<(NodeId, SocketAddr, u32)>) -> Self {
         Self {
             configured,
             next_id: AtomicU64::new(1),
@@ -53,9 +53,14 @@ impl ReplicaRuntime for StaticRuntime {
             running: self
                 .configured
                 .iter()
-                .map(|(name, addr)| (name.clone(), self.instance(*addr)))
+                .map(|(name, addr, _)| (name.clone(), self.instance(*addr)))
                 .collect(),
             dead: Vec::new(),
+            weights: self
+                .configured
+                .iter()
+                .map(|(name, _, weight)| (name.clone(), *weight))
+                .collect(),
         })
     }
 

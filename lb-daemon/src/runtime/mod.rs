@@ -71,6 +71,9 @@ pub struct Adopted {
     pub running: Vec<(NodeId, Instance)>,
     /// Replicas found dead (already cleaned up) that should be started again.
     pub dead: Vec<NodeId>,
+    /// Ring weights the runtime's own configuration gives its replicas (the static
+    /// list's `weight`); others weigh what the state file saved, else 1.
+    pub weights: Vec<(NodeId, u32)>,
 }
 
 /// Why a runtime could not start a replica.

@@ -37,6 +37,17 @@ pub enum AdminError {
     /// `/rm` of a hostname not in the pool.
     #[error("hostname '{0}' does not exist")]
     Unknown(NodeId),
+    /// A weight the ring refuses (above 256, or too many points); the reason.
+    #[error("{0}")]
+    Weight(String),
+    /// `weights` given, but not one per hostname.
+    #[error("give one weight per hostname: {hostnames} hostnames, {weights} weights")]
+    WeightCount {
+        /// Hostnames given.
+        hostnames: usize,
+        /// Weights given.
+        weights: usize,
+    },
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,

@@ -39,6 +39,25 @@ use crate::runtime::{Instance, InstanceId, ReplicaRuntime, RuntimeError, Runtime
 /// The most replicas one daemon manages.
 pub const MAX_REPLICAS: usize = 1024;
 
+/// Replicas an add starts: `names` (more are generated up to `n`), their `addresses`
+/// (static runtime) and their ring `weights` (missing ones: 1).
+#[derive(Debug, Default)]
+struct Weighted {
+    names: Vec<NodeId>,
+    addresses: Vec<SocketAddr>,
+    weights: Vec<u32>,
+}
+
+impl Weighted {
+    /// `names` at weight 1, with no address.
+    fn named(names: Vec<NodeId>) -> Self {
+        Self {
+            names,
+            ..Self::default()
+        }
+    }
+}
+
 /// The replicas of one daemon. Share it as `Arc<ReplicaPool>`.
 #[derive(Debug)]
 pub struct ReplicaPool {
@@ -61,9 +80,10 @@ impl ReplicaPool {
         runtime: Arc<dyn ReplicaRuntime>,
     ) -> Result<Arc<Self>, lb_core::Error> {
         let ring = HashRing::with_hasher(settings.hash, settings.points_per_weight)?;
+        let mut members = Members::new(ring, settings.health, settings.routing);
         Ok(Arc::new(Self {
-            snapshot: ArcSwap::from_pointee(Snapshot::empty(ring.clone())),
-            members: Mutex::new(Members::new(ring, settings.health)),
+            snapshot: ArcSwap::from_pointee(members.snapshot(&settings.metrics)),
+            members: Mutex::new(members),
             settings,
             runtime,
             admin: tokio::sync::Mutex::new(()),
@@ -98,7 +118,8 @@ impl ReplicaPool {
     }
 
     /// Starts `n` replicas: those in `names`, then generated `serverK` names. Returns
-    /// once all accept connections and are on the ring.
+    /// once all accept connections and are on the ring. `weights` (empty: all 1) gives
+    /// each named replica its ring weight, 0..=256; generated ones weigh 1.
     ///
     /// # Errors
     /// [`AdminError`]; on any error nothing was added and nothing is left running.
@@ -107,9 +128,48 @@ impl ReplicaPool {
         n: usize,
         names: Vec<NodeId>,
         addresses: Vec<SocketAddr>,
+        weights: Vec<u32>,
     ) -> Result<Vec<NodeId>, AdminError> {
-        self.add_capped(n, names, addresses, self.settings.max_per_call)
+        if !weights.is_empty() && weights.len() != names.len() {
+            return Err(AdminError::WeightCount {
+                hostnames: names.len(),
+                weights: weights.len(),
+            });
+        }
+        for weight in &weights {
+            members::check_weight(*weight)?;
+        }
+        let weighted = Weighted {
+            names,
+            addresses,
+            weights,
+        };
+        self.add_capped(n, weighted, self.settings.max_per_call)
             .await
+    }
+
+    /// Sets replica `name`'s ring weight (0 drains it: it takes no new key, its
+    /// in-flight requests finish, it stays a member and keeps being probed); returns
+    /// the old weight.
+    ///
+    /// # Errors
+    /// [`AdminError::Unknown`], [`AdminError::Weight`]; nothing changed then.
+    pub async fn set_weight(&self, name: &NodeId, weight: u32) -> Result<u32, AdminError> {
+        let _admin = self.admin.lock().await;
+        self.refuse_if_shutting_down()?;
+        let mut members = self.lock();
+        let old = members.set_weight(name, weight)?;
+        tracing::info!(replica = %name, old, weight, "replica weight set");
+        self.publish(&mut members);
+        self.persist(&members);
+        Ok(old)
+    }
+
+    /// Routes by `routing` from now on (a config reload): the next snapshot has it.
+    pub fn set_routing(&self, routing: crate::data_plane::routing::Routing) {
+        let mut members = self.lock();
+        members.set_routing(routing);
+        self.publish(&mut members);
     }
 
     /// Boots the pool: adopts the replicas the runtime finds running (this daemon's
@@ -147,43 +207,62 @@ impl ReplicaPool {
         adopted
             .running
             .sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
+        // The runtime's own weights, else the saved ones, else 1.
+        let weight_of = |name: &NodeId| {
+            adopted
+                .weights
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, w)| *w)
+                .or_else(|| saved.iter().find(|(n, _)| n == name).map(|(_, r)| r.weight))
+                .unwrap_or(1)
+        };
         {
             let mut members = self.lock();
             let now = Instant::now();
-            for (name, instance) in adopted.running {
-                if !members.contains(&name) {
-                    members.insert(name, instance, now);
+            for (name, instance) in &adopted.running {
+                if !members.contains(name) {
+                    members.insert(name.clone(), *instance, weight_of(name), now);
                 }
             }
-            self.publish(&members);
+            self.publish(&mut members);
         }
         if !adopted.dead.is_empty() {
-            let dead = adopted.dead.len();
-            self.add_capped(dead, adopted.dead, Vec::new(), MAX_REPLICAS)
+            let weights = adopted.dead.iter().map(weight_of).collect();
+            let dead = Weighted {
+                names: adopted.dead.clone(),
+                addresses: Vec::new(),
+                weights,
+            };
+            self.add_capped(dead.names.len(), dead, MAX_REPLICAS)
                 .await?;
         }
         // Saved replicas the runtime did not hand back are started under their names.
-        let missing: Vec<(NodeId, Option<SocketAddr>)> = {
+        let missing: Vec<(NodeId, Option<SocketAddr>, u32)> = {
             let members = self.lock();
             saved
                 .into_iter()
                 .filter(|(name, _)| !members.contains(name))
-                .map(|(name, r)| (name, r.address))
+                .map(|(name, r)| (name, r.address, r.weight))
                 .collect()
         };
         if !missing.is_empty() {
             let static_runtime = !self.runtime.respawns();
             let addresses = if static_runtime {
-                missing.iter().filter_map(|(_, a)| *a).collect()
+                missing.iter().filter_map(|(_, a, _)| *a).collect()
             } else {
                 Vec::new()
             };
-            let names: Vec<NodeId> = missing.into_iter().map(|(n, _)| n).collect();
+            let restored = Weighted {
+                weights: missing.iter().map(|(_, _, w)| *w).collect(),
+                names: missing.into_iter().map(|(n, _, _)| n).collect(),
+                addresses,
+            };
             tracing::info!(
-                replicas = names.len(),
+                replicas = restored.names.len(),
                 "restoring replicas from the state file"
             );
-            self.add_capped(names.len(), names, addresses, MAX_REPLICAS)
+            self.add_capped(restored.names.len(), restored, MAX_REPLICAS)
                 .await?;
         }
         let have = self.lock().len();
@@ -191,7 +270,7 @@ impl ReplicaPool {
             self.fill_from_orchestrator(n - have).await?;
         }
         if n > have && self.runtime.respawns() && !restoring {
-            self.add_capped(n - have, Vec::new(), Vec::new(), MAX_REPLICAS)
+            self.add_capped(n - have, Weighted::default(), MAX_REPLICAS)
                 .await?;
         }
         self.persist(&self.lock());
@@ -214,7 +293,7 @@ impl ReplicaPool {
             if self.lock().contains(&name) {
                 continue;
             }
-            match self.add_capped(1, vec![name], Vec::new(), 1).await {
+            match self.add_capped(1, Weighted::named(vec![name]), 1).await {
                 Ok(_) => there += 1,
                 Err(AdminError::Exists(name)) => {
                     tracing::info!(replica = %name, "another daemon created it first; following it");
@@ -229,12 +308,16 @@ impl ReplicaPool {
     async fn add_capped(
         self: &Arc<Self>,
         n: usize,
-        names: Vec<NodeId>,
-        addresses: Vec<SocketAddr>,
+        wanted: Weighted,
         cap: usize,
     ) -> Result<Vec<NodeId>, AdminError> {
         let _admin = self.admin.lock().await;
         self.refuse_if_shutting_down()?;
+        let Weighted {
+            names,
+            addresses,
+            weights,
+        } = wanted;
         let chosen = self.lock().choose_new(names, n, cap)?;
         let mut started = JoinSet::new();
         for (i, name) in chosen.clone().into_iter().enumerate() {
@@ -264,11 +347,12 @@ impl ReplicaPool {
         ready.sort_by_key(|(name, _)| chosen.iter().position(|c| c == name));
         let mut members = self.lock();
         let now = Instant::now();
-        for (name, instance) in ready {
-            tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica added");
-            members.insert(name, instance, now);
+        for (i, (name, instance)) in ready.into_iter().enumerate() {
+            let weight = weights.get(i).copied().unwrap_or(1);
+            tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, weight, "replica added");
+            members.insert(name, instance, weight, now);
         }
-        self.publish(&members);
+        self.publish(&mut members);
         self.persist(&members);
         Ok(chosen)
     }
@@ -284,7 +368,7 @@ impl ReplicaPool {
         let removed = {
             let mut members = self.lock();
             let removed = members.remove(names, n, self.settings.max_per_call)?;
-            self.publish(&members);
+            self.publish(&mut members);
             self.persist(&members);
             removed
         };
@@ -334,7 +418,7 @@ impl ReplicaPool {
         }
         if member.eject() {
             tracing::warn!(replica = %name, instance = %instance, fails, "replica ejected after consecutive failed requests; back with the next passing heartbeat");
-            self.publish(&members);
+            self.publish(&mut members);
         }
     }
 
@@ -350,7 +434,7 @@ impl ReplicaPool {
         }
         if member.clear_failures() {
             tracing::info!(replica = %name, "replica readmitted after a successful request");
-            self.publish(&members);
+            self.publish(&mut members);
         }
     }
 
@@ -369,11 +453,11 @@ impl ReplicaPool {
             Heartbeat::Unchanged => {}
             Heartbeat::Up => {
                 tracing::info!(replica = %name, instance = %instance, "replica Up");
-                self.publish(&members);
+                self.publish(&mut members);
             }
             Heartbeat::Readmitted => {
                 tracing::info!(replica = %name, "ejected replica readmitted: heartbeat passed");
-                self.publish(&members);
+                self.publish(&mut members);
             }
             Heartbeat::Down => {
                 tracing::warn!(replica = %name, instance = %instance, fall = self.settings.health.fall(), "replica Down: fall consecutive failed heartbeats");
@@ -413,7 +497,7 @@ impl ReplicaPool {
                 replicas = members.len(),
                 "replica set changed in the orchestrator"
             );
-            self.publish(&members);
+            self.publish(&mut members);
             self.persist(&members);
         }
     }
@@ -430,7 +514,7 @@ impl ReplicaPool {
         let instances = {
             let mut members = self.lock();
             let instances = members.take_all();
-            self.publish(&members);
+            self.publish(&mut members);
             instances
         };
         if self.runtime.keeps_replicas_on_shutdown() {
@@ -487,7 +571,7 @@ impl ReplicaPool {
     }
 
     /// Publishes the routing snapshot of `members` to the data plane.
-    fn publish(&self, members: &Members) {
+    fn publish(&self, members: &mut Members) {
         self.snapshot
             .store(Arc::new(members.snapshot(&self.settings.metrics)));
     }

@@ -96,7 +96,7 @@ fn install(
     } else {
         tracing::info!(replica = %name, addr = %instance.addr, instance = %instance.id, "replica respawned");
     }
-    pool.publish(&members);
+    pool.publish(&mut members);
     pool.persist(&members);
     pool.settings.metrics.respawns.inc();
     true

@@ -14,6 +14,9 @@ pub struct PoolSettings {
     pub hash: HashAlgorithm,
     /// Points per unit of weight.
     pub points_per_weight: u32,
+    /// Table (ring or Maglev), bounded loads and keyless policy; a reload changes it
+    /// with [`ReplicaPool::set_routing`](super::ReplicaPool::set_routing).
+    pub routing: crate::data_plane::routing::Routing,
     /// Rise/fall thresholds.
     pub health: HealthConfig,
     /// Cap on `n` in one admin call.

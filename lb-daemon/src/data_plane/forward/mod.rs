@@ -134,12 +134,14 @@ impl Forwarder {
                 headers: &parts.headers,
             };
             let key = request_key(&settings.key, &request, client.ip());
-            for (slot, target) in targets.iter_mut().zip(snapshot.routes(&key).take(tries)) {
-                *slot = Some(target);
-            }
+            snapshot.choose(key.as_deref(), &mut targets[..tries]);
             settings.access_log.then(|| {
                 let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                AccessEntry::new(parts.method.as_str(), target, &key)
+                AccessEntry::new(
+                    parts.method.as_str(),
+                    target,
+                    key.as_deref().unwrap_or_default(),
+                )
             })
         };
         if targets[0].is_none() {

@@ -283,20 +283,16 @@ fn plan<'s>(
     bytes.extend_from_slice(&buf[head.head_len..total]);
     let tries = (settings.retries + 1).min(MAX_TRIES);
     let mut targets = [None; MAX_TRIES];
-    let mut count = 0;
     let key = request_key(&settings.key, &head, client.ip());
-    for (slot, target) in targets.iter_mut().zip(snapshot.routes(&key).take(tries)) {
-        *slot = Some(target);
-        count += 1;
-    }
+    let count = snapshot.choose(key.as_deref(), &mut targets[..tries]);
     let request = LeanRequest {
         bytes,
         head_request: head.method == "HEAD",
         idempotent: head.idempotent(),
         close: head.close,
-        access: settings
-            .access_log
-            .then(|| AccessEntry::new(head.method, head.target, &key)),
+        access: settings.access_log.then(|| {
+            AccessEntry::new(head.method, head.target, key.as_deref().unwrap_or_default())
+        }),
     };
     Some(Next::Forward(request, (targets, count), total))
 }

@@ -443,7 +443,7 @@ impl ReplicaRuntime for SwarmRuntime {
         }
         Ok(Adopted {
             running,
-            dead: Vec::new(),
+            ..Adopted::default()
         })
     }
 

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lb_api::{ReplicaState, ReplicaStatus};
-use lb_core::{HashAlgorithm, HashRing, HealthConfig, NodeId};
+use lb_api::{MAX_WEIGHT, ReplicaState, ReplicaStatus};
+use lb_core::{HashAlgorithm, HashRing, HealthConfig, Maglev, NodeId};
 
 pub(super) use super::member::{Heartbeat, Member};
 use super::{AdminError, MAX_REPLICAS};
 use crate::control_plane::state_file::{SavedReplica, SavedState};
+use crate::data_plane::routing::{Algorithm, Routing};
 use crate::data_plane::snapshot::{Snapshot, Upstream};
 use crate::observe::metrics::Metrics;
 use crate::runtime::{Instance, InstanceId};
@@ -30,6 +31,12 @@ pub(super) struct Members {
     epoch: u64,
     next_seq: u64,
     health: HealthConfig,
+    /// Table, bounded loads and keyless policy of the snapshots.
+    routing: Routing,
+    /// The Maglev table built from the ring at an epoch, while the algorithm is Maglev.
+    maglev: Option<(u64, Arc<Maglev<HashAlgorithm>>)>,
+    /// Keyless round robin's turns, shared by every snapshot.
+    rotation: Arc<AtomicUsize>,
 }
 
 /// A member taken out by `/rm`, still to be drained and stopped.
@@ -40,8 +47,13 @@ pub(super) struct Removed {
 }
 
 impl Members {
-    /// No members, on `ring` (empty); new members get `health`'s rise/fall.
-    pub(super) fn new(ring: HashRing<HashAlgorithm>, health: HealthConfig) -> Self {
+    /// No members, on `ring` (empty); new members get `health`'s rise/fall; snapshots
+    /// route by `routing`.
+    pub(super) fn new(
+        ring: HashRing<HashAlgorithm>,
+        health: HealthConfig,
+        routing: Routing,
+    ) -> Self {
         Self {
             by_name: BTreeMap::new(),
             starting: HashSet::new(),
@@ -49,7 +61,35 @@ impl Members {
             epoch: 0,
             next_seq: 0,
             health,
+            routing,
+            maglev: None,
+            rotation: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Routes the next snapshots by `routing` (a reload); the Maglev table is built
+    /// again if its size changed.
+    pub(super) fn set_routing(&mut self, routing: Routing) {
+        if routing.algorithm != self.routing.algorithm {
+            self.maglev = None;
+        }
+        self.routing = routing;
+    }
+
+    /// Sets member `name`'s weight (0 drains it: off the table, in-flight requests
+    /// finish); returns the old one.
+    ///
+    /// # Errors
+    /// [`AdminError::Unknown`] for a name that is not a member;
+    /// [`AdminError::Weight`] for a weight the ring refuses. Nothing changes then.
+    pub(super) fn set_weight(&mut self, name: &NodeId, weight: u32) -> Result<u32, AdminError> {
+        if !self.contains(name) {
+            return Err(AdminError::Unknown(name.clone()));
+        }
+        check_weight(weight)?;
+        self.ring_mut()
+            .set_weight(name.as_str(), weight)
+            .map_err(|e| AdminError::Weight(e.to_string()))
     }
 
     pub(super) fn len(&self) -> usize {
@@ -125,9 +165,9 @@ impl Members {
             .collect()
     }
 
-    /// Adds a new, Up member around `instance` at the end of the order.
-    pub(super) fn insert(&mut self, name: NodeId, instance: Instance, now: Instant) {
-        if let Err(e) = self.ring_mut().add(name.clone(), 1) {
+    /// Adds a new, Up member of `weight` around `instance` at the end of the order.
+    pub(super) fn insert(&mut self, name: NodeId, instance: Instance, weight: u32, now: Instant) {
+        if let Err(e) = self.ring_mut().add(name.clone(), weight) {
             tracing::error!(error = %e, "ring refused a checked name");
         }
         let member = Member::new(self.next_seq, instance, self.health, now);
@@ -293,8 +333,8 @@ impl Members {
         member.respawns = old.respawns + 1;
         if target != name {
             let ring = self.ring_mut();
-            let _ = ring.remove(name.as_str());
-            let _ = ring.add(target.clone(), 1);
+            let weight = ring.remove(name.as_str()).map_or(1, |node| node.weight());
+            let _ = ring.add(target.clone(), weight);
         }
         self.by_name.insert(target.clone(), member);
         true
@@ -327,12 +367,17 @@ impl Members {
         now: Instant,
         requests_of: impl Fn(&str) -> u64,
     ) -> Vec<ReplicaStatus> {
-        let shares: HashMap<&NodeId, f64> = self
+        let table_shares = match &self.maglev {
+            Some((_, maglev)) => maglev.shares(),
+            None => self.ring.shares(),
+        };
+        let shares: HashMap<&NodeId, (u32, f64)> = self
             .ring
             .nodes()
             .iter()
-            .map(|node| node.id())
-            .zip(self.ring.shares())
+            .map(|node| (node.id(), node.weight()))
+            .zip(table_shares)
+            .map(|((id, weight), share)| (id, (weight, share)))
             .collect();
         self.in_order()
             .into_iter()
@@ -354,14 +399,20 @@ impl Members {
                 respawns: m.respawns,
                 in_flight: m.inflight.load(Ordering::Relaxed),
                 requests: requests_of(name.as_str()),
-                ring_share: shares.get(name).copied().unwrap_or(0.0),
+                weight: shares.get(name).map_or(0, |(weight, _)| *weight),
+                ring_share: shares.get(name).map_or(0.0, |(_, share)| *share),
             })
             .collect()
     }
 
-    /// The routing view of the members: the ring, and each running instance with
-    /// whether it takes traffic.
-    pub(super) fn snapshot(&self, metrics: &Metrics) -> Snapshot {
+    /// The routing view of the members: the ring (and the Maglev table built from it,
+    /// once per change), each running instance with whether it takes traffic, and the
+    /// routing choice.
+    pub(super) fn snapshot(&mut self, metrics: &Metrics) -> Snapshot {
+        let maglev = match self.routing.algorithm {
+            Algorithm::Ring => None,
+            Algorithm::Maglev { table_size } => self.maglev_at_epoch(table_size),
+        };
         let upstreams = self
             .by_name
             .iter()
@@ -383,8 +434,39 @@ impl Members {
             .collect();
         Snapshot {
             ring: Arc::clone(&self.ring),
+            maglev,
+            routing: self.routing,
+            rotation: Arc::clone(&self.rotation),
             epoch: self.epoch,
             upstreams,
+        }
+    }
+
+    /// The Maglev table of the ring's members and weights now, built when the ring
+    /// changed since the last one; `None` (keys go by the ring) if lb-core refuses to
+    /// build it, which only more members than slots can cause.
+    fn maglev_at_epoch(&mut self, table_size: u32) -> Option<Arc<Maglev<HashAlgorithm>>> {
+        if let Some((epoch, table)) = &self.maglev
+            && *epoch == self.epoch
+        {
+            return Some(Arc::clone(table));
+        }
+        let nodes = self
+            .ring
+            .nodes()
+            .iter()
+            .map(|node| (node.id().clone(), node.weight()));
+        match Maglev::from_nodes(*self.ring.hasher(), table_size, nodes) {
+            Ok(table) => {
+                let table = Arc::new(table);
+                self.maglev = Some((self.epoch, Arc::clone(&table)));
+                Some(table)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, table_size, "cannot build the Maglev table; keys go by the ring");
+                self.maglev = None;
+                None
+            }
         }
     }
 
@@ -399,6 +481,10 @@ impl Members {
                 .map(|(name, m)| SavedReplica {
                     name: name.to_string(),
                     pid: m.instance.and_then(|i| pid_of(i.id)),
+                    weight: self
+                        .ring
+                        .node(name.as_str())
+                        .map_or(1, |node| node.weight()),
                     address: m.instance.map(|i| i.addr),
                 })
                 .collect(),
@@ -408,6 +494,15 @@ impl Members {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn check_weight(weight: u32) -> Result<(), AdminError> {
+    if weight > MAX_WEIGHT {
+        return Err(AdminError::Weight(format!(
+            "weight {weight} is above the maximum {MAX_WEIGHT}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_n(n: usize, max: usize) -> Result<(), AdminError> {

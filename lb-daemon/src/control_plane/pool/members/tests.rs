@@ -7,7 +7,7 @@ use super::*;
 
 fn members(names: &[&str]) -> Members {
     let ring = HashRing::with_hasher(HashAlgorithm::Xxh3, 160).unwrap();
-    let mut members = Members::new(ring, HealthConfig::default());
+    let mut members = Members::new(ring, HealthConfig::default(), Routing::default());
     let now = Instant::now();
     for (i, name) in names.iter().enumerate() {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
@@ -15,7 +15,7 @@ fn members(names: &[&str]) -> Members {
             id: InstanceId(i as u64 + 1),
             addr,
         };
-        members.insert(NodeId::new(*name).unwrap(), instance, now);
+        members.insert(NodeId::new(*name).unwrap(), instance, 1, now);
     }
     members
 }
@@ -98,7 +98,7 @@ fn fresh_names_and_new_names_avoid_each_other_and_respawns_check_the_generation(
         id: InstanceId(99),
         addr: "127.0.0.1:9".parse().unwrap(),
     };
-    set.insert(s1.clone(), instance, Instant::now());
+    set.insert(s1.clone(), instance, 1, Instant::now());
     assert!(set.is_generation(&s1, set.seq_of(&s1).unwrap()));
     assert!(!set.is_generation(&s1, seq));
     set.get_mut(&s1).unwrap().respawning = true;
