@@ -2,7 +2,7 @@
 //! (health-aware lookup, [`BoundedLoad`](crate::BoundedLoad), replica sets) work over
 //! the ring and Maglev alike.
 
-use crate::{Candidates, HashFunction, HashRing, Maglev, Node, NodeId};
+use crate::{Candidates, Error, HashFunction, HashRing, Maglev, Node, NodeId};
 
 /// A deterministic, no-I/O mapping from keys to nodes with a failover order.
 pub trait Balancer {
@@ -13,6 +13,9 @@ pub trait Balancer {
 
     /// The node that owns `key`; `None` when no node has weight > 0.
     fn lookup(&self, key: &[u8]) -> Option<&NodeId>;
+
+    /// The owner's index in [`nodes`](Self::nodes); `None` when no node has weight > 0.
+    fn lookup_index(&self, key: &[u8]) -> Option<usize>;
 
     /// Distinct nodes of weight > 0 for `key`, owner first, then the failover order.
     fn candidates(&self, key: &[u8]) -> Self::Candidates<'_>;
@@ -48,6 +51,11 @@ macro_rules! balancer_by_inherent_methods {
                 $table::lookup(self, key)
             }
 
+            #[inline]
+            fn lookup_index(&self, key: &[u8]) -> Option<usize> {
+                $table::lookup_index(self, key)
+            }
+
             fn candidates(&self, key: &[u8]) -> Candidates<'_> {
                 $table::candidates(self, key)
             }
@@ -64,7 +72,44 @@ macro_rules! balancer_by_inherent_methods {
                 $table::fingerprint(self)
             }
         }
+
+        impl<H: HashFunction> Membership for $table<H> {
+            fn add(&mut self, id: NodeId, weight: u32) -> Result<(), Error> {
+                $table::add(self, id, weight)
+            }
+
+            fn remove(&mut self, id: &str) -> Result<Node, Error> {
+                $table::remove(self, id)
+            }
+
+            fn set_weight(&mut self, id: &str, weight: u32) -> Result<u32, Error> {
+                $table::set_weight(self, id, weight)
+            }
+        }
     };
+}
+
+/// A [`Balancer`] whose membership changes in place: what [`NodeMap`](crate::NodeMap)
+/// needs. Each method is the inherent one of the same name on [`HashRing`] and
+/// [`Maglev`].
+pub trait Membership: Balancer {
+    /// Adds a node.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateNode`], or a weight the table refuses; unchanged then.
+    fn add(&mut self, id: NodeId, weight: u32) -> Result<(), Error>;
+
+    /// Removes a node and returns it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`].
+    fn remove(&mut self, id: &str) -> Result<Node, Error>;
+
+    /// Sets a node's weight (0 drains it) and returns the old one.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`], or a weight the table refuses; unchanged then.
+    fn set_weight(&mut self, id: &str, weight: u32) -> Result<u32, Error>;
 }
 
 balancer_by_inherent_methods!(HashRing);

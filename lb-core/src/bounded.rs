@@ -13,6 +13,34 @@ pub const DEFAULT_EPSILON: f64 = 0.25;
 ///
 /// lb-core does no I/O: the caller tracks loads (in-flight requests, connections) and
 /// passes them in.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use lb_core::{BoundedLoad, HashRing, NodeId};
+///
+/// # fn main() -> Result<(), lb_core::Error> {
+/// let mut ring = HashRing::new();
+/// for name in ["a", "b", "c", "d"] {
+///     ring.add(NodeId::new(name)?, 1)?;
+/// }
+/// let rule = BoundedLoad::new(0.25)?; // at most 125 % of the mean
+/// let mut load: HashMap<NodeId, u64> = HashMap::new();
+/// // 40 requests with one hot key, all still in flight.
+/// for placed in 0..40 {
+///     let node = rule
+///         .select(&ring, b"hot", placed, ring.total_weight(), |n| {
+///             Some(load.get(n.id()).copied().unwrap_or(0))
+///         })
+///         .expect("some node is below capacity")
+///         .clone();
+///     *load.entry(node).or_insert(0) += 1;
+/// }
+/// // No node holds more than ⌈1.25 × 40 / 4⌉ = 13; the owner is full.
+/// assert!(load.values().all(|&n| n <= 13));
+/// assert_eq!(load[ring.lookup(b"hot").expect("nodes")], 13);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoundedLoad {
     epsilon: f64,

@@ -14,6 +14,25 @@ pub(crate) const INLINE_NODES: usize = 1024;
 /// node exactly once (so `len()` is exact), and allocates nothing on rings of up to
 /// 1024 nodes. `take(r)` is a replica set of size `r`. Each step costs `O(1)`; finding
 /// all `N` nodes walks at most every point once.
+///
+/// ```
+/// use lb_core::{HashRing, NodeId};
+///
+/// # fn main() -> Result<(), lb_core::Error> {
+/// let mut ring = HashRing::new();
+/// for name in ["a", "b", "c", "d", "e"] {
+///     ring.add(NodeId::new(name)?, 1)?;
+/// }
+/// ring.set_weight("e", 0)?; // drained: never a candidate
+/// let order: Vec<&str> = ring.candidates(b"user-42").map(|n| n.id().as_str()).collect();
+/// assert_eq!(order.len(), 4);
+/// assert_eq!(Some(order[0]), ring.lookup(b"user-42").map(|id| id.as_str()));
+/// assert!(!order.contains(&"e"));
+/// // Three replicas of the key: its first three candidates.
+/// assert_eq!(ring.candidates(b"user-42").take(3).count(), 3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Candidates<'a> {
     nodes: &'a [Node],

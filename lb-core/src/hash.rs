@@ -1,7 +1,5 @@
 //! Hash functions that place points and keys on a ring.
 
-use md5::Digest as _;
-
 /// A deterministic hash from bytes to a position on the ring, and the placement of a
 /// node's points.
 ///
@@ -90,25 +88,34 @@ impl HashFunction for Xxh3 {
 }
 
 /// SHA-256, first 8 digest bytes big-endian (what the Python balancer used for keys).
+/// Feature `sha256`.
+#[cfg(feature = "sha256")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sha256;
 
+#[cfg(feature = "sha256")]
 impl HashFunction for Sha256 {
     fn hash(&self, bytes: &[u8]) -> u64 {
+        use sha2::Digest as _;
         leading_u64(&sha2::Sha256::digest(bytes))
     }
 }
 
 /// MD5, first 8 digest bytes big-endian (what the Python balancer used for virtual nodes).
+/// Feature `md5`.
+#[cfg(feature = "md5")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Md5;
 
+#[cfg(feature = "md5")]
 impl HashFunction for Md5 {
     fn hash(&self, bytes: &[u8]) -> u64 {
+        use md5::Digest as _;
         leading_u64(&md5::Md5::digest(bytes))
     }
 }
 
+#[cfg(any(feature = "sha256", feature = "md5"))]
 fn leading_u64(digest: &[u8]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&digest[..8]);
@@ -118,17 +125,27 @@ fn leading_u64(digest: &[u8]) -> u64 {
 /// One of this crate's hash functions, chosen at run time (from a config file, say).
 ///
 /// Dispatches with a `match`, so it costs a predictable branch over the named function.
+/// A variant exists when its feature is on (`Xxh3` always). With feature `serde` it
+/// (de)serializes as its [`name`](Self::name).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum HashAlgorithm {
     /// [`Xxh3`].
     #[default]
     Xxh3,
-    /// [`Sha256`].
+    /// [`Sha256`] (feature `sha256`).
+    #[cfg(feature = "sha256")]
     Sha256,
-    /// [`Md5`].
+    /// [`Md5`] (feature `md5`).
+    #[cfg(feature = "md5")]
     Md5,
     /// [`Nginx`](crate::Nginx): nginx's `hash ... consistent` placement (use 160
-    /// points per unit of weight to match nginx).
+    /// points per unit of weight to match nginx; feature `nginx`).
+    #[cfg(feature = "nginx")]
     Nginx,
 }
 
@@ -137,8 +154,11 @@ impl HashAlgorithm {
     pub fn name(self) -> &'static str {
         match self {
             HashAlgorithm::Xxh3 => "xxh3",
+            #[cfg(feature = "sha256")]
             HashAlgorithm::Sha256 => "sha256",
+            #[cfg(feature = "md5")]
             HashAlgorithm::Md5 => "md5",
+            #[cfg(feature = "nginx")]
             HashAlgorithm::Nginx => "nginx",
         }
     }
@@ -147,13 +167,23 @@ impl HashAlgorithm {
 impl std::str::FromStr for HashAlgorithm {
     type Err = crate::Error;
 
-    /// Parses `"xxh3"`, `"sha256"`, `"md5"` or `"nginx"`.
+    /// Parses `"xxh3"`, `"sha256"`, `"md5"` or `"nginx"`; a name whose feature is off
+    /// is refused, naming the feature.
     fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "xxh3" => Ok(HashAlgorithm::Xxh3),
+            #[cfg(feature = "sha256")]
             "sha256" => Ok(HashAlgorithm::Sha256),
+            #[cfg(feature = "md5")]
             "md5" => Ok(HashAlgorithm::Md5),
+            #[cfg(feature = "nginx")]
             "nginx" => Ok(HashAlgorithm::Nginx),
+            #[cfg(not(feature = "sha256"))]
+            "sha256" => Err(without_feature("lb-core was built without feature sha256")),
+            #[cfg(not(feature = "md5"))]
+            "md5" => Err(without_feature("lb-core was built without feature md5")),
+            #[cfg(not(feature = "nginx"))]
+            "nginx" => Err(without_feature("lb-core was built without feature nginx")),
             _ => Err(crate::Error::InvalidSetting {
                 name: "hash",
                 reason: "expected one of \"xxh3\", \"sha256\", \"md5\", \"nginx\"",
@@ -162,19 +192,32 @@ impl std::str::FromStr for HashAlgorithm {
     }
 }
 
+/// The refusal of a hash function whose feature is off.
+#[cfg(not(all(feature = "sha256", feature = "md5", feature = "nginx")))]
+fn without_feature(reason: &'static str) -> crate::Error {
+    crate::Error::InvalidSetting {
+        name: "hash",
+        reason,
+    }
+}
+
 impl HashFunction for HashAlgorithm {
     #[inline]
     fn hash(&self, bytes: &[u8]) -> u64 {
         match self {
             HashAlgorithm::Xxh3 => Xxh3.hash(bytes),
+            #[cfg(feature = "sha256")]
             HashAlgorithm::Sha256 => Sha256.hash(bytes),
+            #[cfg(feature = "md5")]
             HashAlgorithm::Md5 => Md5.hash(bytes),
+            #[cfg(feature = "nginx")]
             HashAlgorithm::Nginx => crate::Nginx.hash(bytes),
         }
     }
 
     fn bits(&self) -> u32 {
         match self {
+            #[cfg(feature = "nginx")]
             HashAlgorithm::Nginx => 32,
             _ => 64,
         }
@@ -183,14 +226,17 @@ impl HashFunction for HashAlgorithm {
     fn points(&self, id: &str, count: u32, out: &mut Vec<u64>) {
         match self {
             HashAlgorithm::Xxh3 => Xxh3.points(id, count, out),
+            #[cfg(feature = "sha256")]
             HashAlgorithm::Sha256 => Sha256.points(id, count, out),
+            #[cfg(feature = "md5")]
             HashAlgorithm::Md5 => Md5.points(id, count, out),
+            #[cfg(feature = "nginx")]
             HashAlgorithm::Nginx => crate::Nginx.points(id, count, out),
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sha256", feature = "md5"))]
 mod tests {
     use super::*;
 

@@ -14,6 +14,11 @@ use crate::Error;
 
 /// Whether a node takes traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Status {
     /// In rotation.
     Up,
@@ -23,6 +28,11 @@ pub enum Status {
 
 /// The result of one health check (or one proxied request, for passive checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Outcome {
     /// The node answered as expected.
     Success,
@@ -42,10 +52,36 @@ pub struct Transition {
 }
 
 /// Rise and fall thresholds, each a count of consecutive checks in `1..=1000`.
+///
+/// With feature `serde` it is `{"rise": 2, "fall": 3}`, checked as by
+/// [`HealthConfig::new`] when read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "Thresholds")
+)]
 pub struct HealthConfig {
     rise: u32,
     fall: u32,
+}
+
+/// The unchecked shape [`HealthConfig`] is read from.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Thresholds {
+    rise: u32,
+    fall: u32,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<Thresholds> for HealthConfig {
+    type Error = Error;
+
+    fn try_from(t: Thresholds) -> Result<Self, Error> {
+        Self::new(t.rise, t.fall)
+    }
 }
 
 impl HealthConfig {
@@ -90,7 +126,36 @@ impl Default for HealthConfig {
     }
 }
 
-/// The health of one node.
+/// The health of one node: rise/fall hysteresis over check results (HAProxy's
+/// `rise`/`fall`). lb-core reads no clock: the caller passes `now` with each result.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use lb_core::{HealthConfig, HealthState, Outcome, Status};
+///
+/// # fn main() -> Result<(), lb_core::Error> {
+/// let start = Instant::now();
+/// let mut health = HealthState::new(HealthConfig::new(2, 3)?, Status::Up, start);
+/// // Two failures are not enough to fall; a success in between resets the streak.
+/// health.observe(Outcome::Failure, start);
+/// health.observe(Outcome::Failure, start);
+/// health.observe(Outcome::Success, start);
+/// assert_eq!(health.status(), Status::Up);
+/// // Three in a row are.
+/// let later = start + Duration::from_secs(3);
+/// let mut last = None;
+/// for _ in 0..3 {
+///     last = health.observe(Outcome::Failure, later);
+/// }
+/// assert_eq!(last.map(|t| t.to), Some(Status::Down));
+/// assert_eq!(health.since(), later);
+/// // Two successes bring it back.
+/// health.observe(Outcome::Success, later);
+/// assert!(health.observe(Outcome::Success, later).is_some());
+/// assert!(health.is_up());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthState {
     config: HealthConfig,

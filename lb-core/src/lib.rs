@@ -35,7 +35,10 @@
 //! - [`NodeId`], [`Node`]: who is on the ring, with what weight (`node`).
 //! - [`HashFunction`] with [`Xxh3`], [`Sha256`], [`Md5`], [`Nginx`], and
 //!   [`HashAlgorithm`] to pick one at run time (`hash`, `nginx`).
-//! - [`Balancer`]: the selection interface of every algorithm (`balancer`).
+//! - [`Balancer`]: the selection interface of every algorithm, and [`Membership`], its
+//!   in-place changes (`balancer`).
+//! - [`NodeMap`]: a balancer holding one value per node, so a lookup returns the
+//!   embedder's upstream itself (`node_map`).
 //! - [`HashRing`]: ketama points with an `O(1)` lookup index, incremental
 //!   add/remove/reweight (`ring`); [`Candidates`]: its failover order (`candidates`).
 //! - [`Maglev`]: Maglev lookup table, `O(1)` lookup, near-perfect balance (`maglev`).
@@ -67,17 +70,30 @@ mod fingerprint;
 mod hash;
 mod health;
 mod maglev;
+#[cfg(feature = "nginx")]
 mod nginx;
 mod node;
+mod node_map;
 mod ring;
 
-pub use balancer::Balancer;
+pub use balancer::{Balancer, Membership};
 pub use bounded::{BoundedLoad, DEFAULT_EPSILON};
 pub use candidates::Candidates;
 pub use error::Error;
-pub use hash::{HashAlgorithm, HashFunction, Md5, Sha256, Xxh3};
+#[cfg(feature = "md5")]
+pub use hash::Md5;
+#[cfg(feature = "sha256")]
+pub use hash::Sha256;
+pub use hash::{HashAlgorithm, HashFunction, Xxh3};
 pub use health::{HealthConfig, HealthState, Outcome, Status, Transition};
 pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev};
+#[cfg(feature = "nginx")]
 pub use nginx::{Nginx, split_server};
 pub use node::{Node, NodeId};
+pub use node_map::NodeMap;
 pub use ring::{DEFAULT_POINTS_PER_WEIGHT, HashRing, MAX_POINTS_PER_NODE};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

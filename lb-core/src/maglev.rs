@@ -18,6 +18,22 @@ const NO_NODE: u32 = u32::MAX;
 
 /// A Maglev lookup table over weighted nodes.
 ///
+/// ```
+/// use lb_core::{Maglev, NodeId};
+///
+/// # fn main() -> Result<(), lb_core::Error> {
+/// let nodes = ["a", "b", "c"].map(|n| NodeId::new(n).map(|id| (id, 1)));
+/// let table = Maglev::from_nodes(lb_core::Xxh3, 65_537, nodes.into_iter().collect::<Result<Vec<_>, _>>()?)?;
+/// // Near-perfect balance: every node owns a third of the slots, give or take one.
+/// for count in table.slot_counts() {
+///     assert!(count.abs_diff(65_537 / 3) <= 1);
+/// }
+/// let owner = table.lookup(b"user-42").expect("nodes have weight");
+/// assert_eq!(table.candidates(b"user-42").next().map(|n| n.id()), Some(owner));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Construction
 /// Node `n`'s permutation is `offset + j × skip (mod M)` with
 /// `offset = p₀ mod M` and `skip = p₁ mod (M − 1) + 1`, where `p₀`, `p₁` are the
@@ -156,6 +172,13 @@ impl<H: HashFunction> Maglev<H> {
     pub fn lookup(&self, key: &[u8]) -> Option<&NodeId> {
         let owner = *self.table.get(self.slot(key))?;
         Some(self.nodes[owner as usize].id())
+    }
+
+    /// The index in [`nodes`](Self::nodes) of the node that owns `key`, as
+    /// [`lookup`](Self::lookup). Valid until the next change.
+    #[inline]
+    pub fn lookup_index(&self, key: &[u8]) -> Option<usize> {
+        self.table.get(self.slot(key)).map(|&owner| owner as usize)
     }
 
     /// The distinct live nodes for `key`: the owner, then each node in table order

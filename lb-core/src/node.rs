@@ -11,7 +11,14 @@ use crate::Error;
 /// The id is what a ring hashes to place the node's points, so a node keeps its keys
 /// for as long as it keeps its id, whatever its address. Valid ids are 1 to
 /// [`NodeId::MAX_LEN`] bytes of UTF-8 with no whitespace and no control characters.
+///
+/// With feature `serde` it (de)serializes as a string, checked as by [`NodeId::new`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "String", into = "String")
+)]
 pub struct NodeId(String);
 
 impl NodeId {
@@ -64,6 +71,20 @@ impl AsRef<str> for NodeId {
     }
 }
 
+impl TryFrom<String> for NodeId {
+    type Error = Error;
+
+    fn try_from(id: String) -> Result<Self, Error> {
+        Self::new(id)
+    }
+}
+
+impl From<NodeId> for String {
+    fn from(id: NodeId) -> String {
+        id.0
+    }
+}
+
 impl std::str::FromStr for NodeId {
     type Err = Error;
 
@@ -75,8 +96,10 @@ impl std::str::FromStr for NodeId {
 /// A node on a ring: its id and its weight.
 ///
 /// A node of weight `w` owns `w × points_per_weight` points. Weight 0 means *drained*:
-/// the node stays a member but owns no point, so no key maps to it.
+/// the node stays a member but owns no point, so no key maps to it. With feature
+/// `serde` it is `{"id": "server1", "weight": 1}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Node {
     id: NodeId,
     weight: u32,

@@ -1,5 +1,6 @@
 //! Lookups allocate nothing: counted with a global allocator that tallies every
 //! allocation made on this test's thread.
+#![cfg(feature = "nginx")]
 #![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,10 @@
 //! Golden vectors: the key → node mapping is frozen in `tests/data/golden.tsv`, so no
 //! refactor can silently move keys. Regenerate on purpose with
 //! `LB_CORE_BLESS=1 cargo test -p lb-core --test golden` and say why in the commit.
+//!
+//! Needs every hash function: `cargo test -p lb-core --all-features` (the workspace's
+//! test run has them all).
+#![cfg(all(feature = "sha256", feature = "md5", feature = "nginx"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lb_core::{HashAlgorithm, HashRing, NodeId};

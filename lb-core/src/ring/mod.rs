@@ -220,6 +220,16 @@ impl<H: HashFunction> HashRing<H> {
         Some(self.nodes[owner as usize].id())
     }
 
+    /// The index in [`nodes`](Self::nodes) of the node that owns `key`, as
+    /// [`lookup`](Self::lookup): for a `Vec` of per-node values kept in `nodes()` order
+    /// (or use [`NodeMap`](crate::NodeMap)). Valid until the next add or remove.
+    #[inline]
+    pub fn lookup_index(&self, key: &[u8]) -> Option<usize> {
+        self.owners
+            .get(self.start(key))
+            .map(|&owner| owner as usize)
+    }
+
     /// The first candidate for `key` that `accept` takes: the owner if accepted, else
     /// the next distinct node in ring order, and so on. `None` when none is accepted.
     ///
@@ -414,6 +424,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sha256")]
     fn point_j_of_node_n_is_the_hash_of_n_dash_j() {
         let mut ring = HashRing::with_hasher(crate::Sha256, 2).unwrap();
         ring.add(id("server1"), 1).unwrap();
