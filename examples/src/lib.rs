@@ -1,5 +1,9 @@
 //! What the example replicas (`replica-server`, `vote-server`) share: the command
-//! line that tells them who they are and where to listen.
+//! line that tells them who they are and where to listen; and [`tower_layer`], lb-core
+//! embedded in a tower stack (the other embedding example, the `embedded-proxy` binary,
+//! is a whole hyper proxy in `embed/embedded-proxy.rs`).
+
+pub mod tower_layer;
 
 use std::net::{IpAddr, SocketAddr};
 

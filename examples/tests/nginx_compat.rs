@@ -8,6 +8,10 @@
 //! (with the fixed `BLESSED_SERVERS` addresses; otherwise the ports are free ones).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::free_port;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,14 +66,6 @@ fn servers() -> Vec<(String, u32)> {
 }
 
 /// A port nothing listens on now (bound to port 0, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn nginx_binary() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .iter()

@@ -3,31 +3,18 @@
 //! totals read back equal the votes cast.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{Running, free_port};
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `lb-daemon`, built beside this package's binaries (`cargo build --workspace --bins`).
 fn daemon_binary() -> PathBuf {
     let vote = PathBuf::from(env!("CARGO_BIN_EXE_vote-server"));
     vote.with_file_name("lb-daemon")
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn call(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
