@@ -10,8 +10,12 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lb_benches::{VNode, keys, node_addr, node_name};
-use lb_core::{HashRing, Maglev, Nginx, NodeId, Xxh3};
+use std::hash::BuildHasherDefault;
+
+use lb_benches::{PassThrough, VNode, keys, node_addr, node_name};
+use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
+
+type Anchor = anchorhash::AnchorHash<u64, usize, BuildHasherDefault<PassThrough>>;
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 
@@ -50,6 +54,18 @@ fn hashring(n: usize) -> hashring::HashRing<VNode> {
     ring
 }
 
+/// Rendezvous (HRW) over the node names (`hrw-hash`; it sorts every node per key).
+fn rendezvous(n: usize) -> hrw_hash::HrwNodes<String> {
+    hrw_hash::HrwNodes::new((0..n).map(node_name))
+}
+
+/// AnchorHash with room for twice the nodes (`anchorhash`).
+fn anchor(n: usize) -> Anchor {
+    anchorhash::Builder::with_hasher(BuildHasherDefault::<PassThrough>::default())
+        .with_resources(0..n)
+        .build(u16::try_from(2 * n).expect("n ≤ 32767"))
+}
+
 fn lookups(c: &mut Criterion) {
     for len in [16, 30] {
         let keys = keys(4096, len);
@@ -84,6 +100,18 @@ fn lookups(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("hashring 160", n), |b| {
                 b.iter(|| black_box(h.get(&black_box(next()))))
             });
+            let hrw = rendezvous(n);
+            group.bench_function(BenchmarkId::new("rendezvous (hrw-hash)", n), |b| {
+                b.iter(|| black_box(hrw.sorted(black_box(next())).next()))
+            });
+            let slots = u32::try_from(n).expect("small n");
+            group.bench_function(BenchmarkId::new("jump hash (jumpch)", n), |b| {
+                b.iter(|| black_box(jumpch::hash(Xxh3.hash(black_box(next())), slots)))
+            });
+            let a = anchor(n);
+            group.bench_function(BenchmarkId::new("anchorhash", n), |b| {
+                b.iter(|| black_box(a.get_resource(Xxh3.hash(black_box(next())))))
+            });
         }
         group.finish();
     }
@@ -108,6 +136,10 @@ fn builds(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("hashring 160", n), |b| {
             b.iter(|| hashring(n))
         });
+        group.bench_function(BenchmarkId::new("rendezvous (hrw-hash)", n), |b| {
+            b.iter(|| rendezvous(n))
+        });
+        group.bench_function(BenchmarkId::new("anchorhash", n), |b| b.iter(|| anchor(n)));
     }
     group.finish();
 }

@@ -10,12 +10,21 @@
 //! (keys of *other* nodes that move; ideal 0). Flaps use each implementation's
 //! failover walk (lb-core `lookup_with`, pingora-ketama `node_iter`); `hashring` has
 //! none, so its flap is a removal. Memory per point is heap bytes / points.
+//!
+//! Rendezvous (`hrw-hash`), jump hash (`jumpch`) and AnchorHash (`anchorhash`) have no
+//! points: their memory column is bytes per node. Jump hash can only grow or shrink at
+//! the end, so removing a node renumbers every later one (that is what its column
+//! shows) and it has no failover walk (a flap is a removal). AnchorHash adds and
+//! removes through its own incremental API; it has no failover walk either, so its flap
+//! is `remove_resource`. `hrw-hash` sorts every node per key, so at N = 1000 it is
+//! measured over the first 100,000 keys.
 // Inputs here are fixed and valid; a failure is a bug in the bench itself.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
-use lb_benches::{VNode, keys, node_addr, node_name};
+use lb_benches::{PassThrough, VNode, keys, node_addr, node_name};
 use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
 
 const KEYS: usize = 1_000_000;
@@ -37,6 +46,21 @@ trait Subject {
     /// max/mean of the exact share of the hash space per node, where known.
     fn share_max_mean(&self, _n: usize) -> Option<f64> {
         None
+    }
+    /// Owners after node `extra` joins nodes `0..n`.
+    fn owners_added(&self, n: usize, extra: usize, keys: &[Vec<u8>]) -> Owners {
+        let mut nodes = all(n);
+        nodes.push(extra);
+        self.owners(&nodes, keys)
+    }
+    /// Owners after node `gone` leaves nodes `0..n`.
+    fn owners_removed(&self, n: usize, gone: usize, keys: &[Vec<u8>]) -> Owners {
+        let nodes: Vec<usize> = (0..n).filter(|&i| i != gone).collect();
+        self.owners(&nodes, keys)
+    }
+    /// How many of the keys to measure at `n` nodes (all but for slow peers).
+    fn key_count(&self, _n: usize) -> usize {
+        KEYS
     }
 }
 
@@ -222,6 +246,114 @@ impl Subject for HashRingCrate {
     }
 }
 
+struct Rendezvous;
+
+impl Subject for Rendezvous {
+    fn name(&self) -> String {
+        "rendezvous (hrw-hash)".into()
+    }
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        let hrw = hrw_hash::HrwNodes::new(nodes.iter().copied());
+        keys.iter()
+            .map(|k| hrw.sorted(k).next().copied().unwrap_or(usize::MAX))
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        // The failover walk: the next node in the key's order.
+        let hrw = hrw_hash::HrwNodes::new(all(n));
+        keys.iter()
+            .map(|k| {
+                hrw.sorted(k)
+                    .find(|&&node| node != down)
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            })
+            .collect()
+    }
+    fn bytes_per_point(&self, _n: usize) -> f64 {
+        // A HashMap entry per node: the node (usize here, a String in real use) and
+        // its u64 hash, plus a control byte.
+        (std::mem::size_of::<usize>() + 8 + 1) as f64
+    }
+    fn key_count(&self, n: usize) -> usize {
+        if n >= 1000 { 100_000 } else { KEYS }
+    }
+}
+
+struct Jump;
+
+impl Subject for Jump {
+    fn name(&self) -> String {
+        "jump hash (jumpch)".into()
+    }
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        // Buckets are positions in the node list.
+        let slots = u32::try_from(nodes.len()).expect("small n");
+        keys.iter()
+            .map(|k| nodes[jumpch::hash(Xxh3.hash(k), slots) as usize])
+            .collect()
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        let nodes: Vec<usize> = (0..n).filter(|&i| i != down).collect();
+        self.owners(&nodes, keys)
+    }
+    fn bytes_per_point(&self, _n: usize) -> f64 {
+        // Nothing but the node list itself.
+        std::mem::size_of::<usize>() as f64
+    }
+}
+
+struct Anchor;
+
+type AnchorTable = anchorhash::AnchorHash<u64, usize, BuildHasherDefault<PassThrough>>;
+
+impl Anchor {
+    fn build(nodes: &[usize], capacity: usize) -> AnchorTable {
+        anchorhash::Builder::with_hasher(BuildHasherDefault::<PassThrough>::default())
+            .with_resources(nodes.iter().copied())
+            .build(u16::try_from(capacity).expect("capacity ≤ 65535"))
+    }
+
+    fn lookup_all(table: &AnchorTable, keys: &[Vec<u8>]) -> Owners {
+        keys.iter()
+            .map(|k| {
+                table
+                    .get_resource(Xxh3.hash(k))
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            })
+            .collect()
+    }
+}
+
+impl Subject for Anchor {
+    fn name(&self) -> String {
+        "anchorhash (capacity 2N)".into()
+    }
+    fn owners(&self, nodes: &[usize], keys: &[Vec<u8>]) -> Owners {
+        Self::lookup_all(&Self::build(nodes, 2 * nodes.len().max(1)), keys)
+    }
+    fn owners_added(&self, n: usize, extra: usize, keys: &[Vec<u8>]) -> Owners {
+        let mut table = Self::build(&all(n), 2 * n);
+        table.add_resource(extra).expect("room for one more");
+        Self::lookup_all(&table, keys)
+    }
+    fn owners_removed(&self, n: usize, gone: usize, keys: &[Vec<u8>]) -> Owners {
+        let mut table = Self::build(&all(n), 2 * n);
+        table.remove_resource(&gone).expect("a member");
+        Self::lookup_all(&table, keys)
+    }
+    fn owners_flap(&self, n: usize, down: usize, keys: &[Vec<u8>]) -> Owners {
+        self.owners_removed(n, down, keys)
+    }
+    fn bytes_per_point(&self, _n: usize) -> f64 {
+        // Per bucket of capacity 2N: four u16 arrays (A, K, W, L) and the resource
+        // map's (u16, usize) entry for the live half; per node that is twice the
+        // arrays plus one entry.
+        (2 * 4 * 2 + 2 + std::mem::size_of::<usize>() + 1) as f64
+    }
+}
+
 fn balance(owners: &Owners, n: usize) -> (f64, f64) {
     let mut counts: HashMap<usize, u64> = HashMap::new();
     for o in owners {
@@ -269,33 +401,29 @@ fn main() {
         Box::new(MaglevTable),
         Box::new(Pingora),
         Box::new(HashRingCrate),
+        Box::new(Rendezvous),
+        Box::new(Jump),
+        Box::new(Anchor),
     ];
     println!(
-        "| implementation | N | max/mean (1M keys) | CV (1M keys) | max/mean (exact share) | moved on add (ideal) | moved on remove (ideal) | other keys moved on flap | bytes/point |"
+        "| implementation | N | max/mean (1M keys) | CV (1M keys) | max/mean (exact share) | moved on add (ideal) | moved on remove (ideal) | other keys moved on flap | bytes/point (per node: last three) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in [10usize, 100, 1000] {
         for s in &subjects {
-            let base = s.owners(&all(n), &keys);
+            let keys = &keys[..s.key_count(n)];
+            let base = s.owners(&all(n), keys);
             let (max_mean, cv) = balance(&base, n);
             // Averaged over TRIALS different nodes added, and removed.
             let added: f64 = (0..TRIALS)
-                .map(|t| {
-                    let mut nodes = all(n);
-                    nodes.push(n + t);
-                    moved(&base, &s.owners(&nodes, &keys))
-                })
+                .map(|t| moved(&base, &s.owners_added(n, n + t, keys)))
                 .sum::<f64>()
                 / TRIALS as f64;
             let removed: f64 = (0..TRIALS)
-                .map(|t| {
-                    let gone = t * n / TRIALS;
-                    let nodes: Vec<usize> = (0..n).filter(|&i| i != gone).collect();
-                    moved(&base, &s.owners(&nodes, &keys))
-                })
+                .map(|t| moved(&base, &s.owners_removed(n, t * n / TRIALS, keys)))
                 .sum::<f64>()
                 / TRIALS as f64;
-            let flapped = s.owners_flap(n, n / 2, &keys);
+            let flapped = s.owners_flap(n, n / 2, keys);
             let exact = s
                 .share_max_mean(n)
                 .map_or("n/a".to_string(), |v| format!("{v:.3}"));

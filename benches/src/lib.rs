@@ -1,5 +1,6 @@
-//! Benchmarks of `lb-core` against its peers, `pingora-ketama` and `hashring`, in the
-//! same run. The criterion bench `peers` times lookups and builds; the bench `quality`
+//! Benchmarks of `lb-core` against its peers in the same run: `pingora-ketama` and
+//! `hashring` (rings), `hrw-hash` (rendezvous), `jumpch` (jump hash) and `anchorhash`
+//! (AnchorHash). The criterion bench `peers` times lookups and builds; the bench `quality`
 //! prints balance and key movement. Both are described, with their figures, in
 //! `BENCHMARKS.md`.
 //!
@@ -42,6 +43,28 @@ impl Hash for VNode {
     fn hash<S: Hasher>(&self, state: &mut S) {
         node_name(self.node).hash(state);
         self.replica.hash(state);
+    }
+}
+
+/// A `Hasher` that passes a `u64` through: AnchorHash and jump hash take the key
+/// already hashed (with XXH3, as lb-core), so every algorithm pays the same key hash.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed through here; other input folds in, never panics.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 

@@ -79,6 +79,7 @@ fn maglev_spreads_keys_evenly_and_a_reload_switches_the_table() {
     );
 
     let (counts, total) = shares(&daemon, random_keys(6000));
+    eprintln!("maglev, 6,000 random keys over 3 replicas: {counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
     for (replica, n) in &counts {
         let share = *n as f64 / total as f64;
@@ -131,6 +132,7 @@ fn a_balance_factor_spreads_a_hot_key_and_applies_on_reload() {
         &config.replacen("replicas = 4\n", "replicas = 4\nbalance_factor = 1.25\n", 1),
     );
     let spread = slow_hot_requests(&daemon, 30, 1500);
+    eprintln!("balance_factor 1.25, 30 slow requests with one key: {spread:?}");
     assert!(spread.len() >= 3, "{spread:?}");
     assert!(spread.values().all(|&n| n <= 14), "{spread:?}");
     assert_eq!(spread.values().sum::<usize>(), 30);
@@ -181,6 +183,7 @@ fn weights_set_shares_and_weight_zero_drains_without_a_failed_request() {
     assert_eq!(weight_of("server1"), Some(1));
 
     let (counts, total) = shares(&daemon, random_keys(6000));
+    eprintln!("weights 3, 1, 1, 1, 6,000 random keys: {counts:?}");
     let heavy = counts.get("heavy").copied().unwrap_or(0) as f64 / total as f64;
     assert!(
         (0.42..=0.58).contains(&heavy),
@@ -212,6 +215,7 @@ fn weights_set_shares_and_weight_zero_drains_without_a_failed_request() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (ok, bad, errors) = join_load(workers);
     assert!(ok > 100, "the load did not run: {ok}");
+    eprintln!("weight 0 under load: {ok} ok, {bad} non-2xx, {errors} transport errors");
     assert_eq!((bad, errors), (0, 0), "requests failed while heavy drained");
 
     let (after, _) = shares(&daemon, random_keys(600));
