@@ -4,6 +4,7 @@
 -- added and report raw percentiles.
 --
 -- $WRK_CLOSE=1 adds `Connection: close` to every request.
+-- $WRK_KEY_HEADER=NAME sends the key in header NAME instead of `?key=`.
 -- $WRK_PATH is the path of GETs (default `/`).
 -- $WRK_POST_EVERY=N makes every Nth request a POST of a 4 KiB body to $WRK_POST_PATH.
 -- $WRK_CHUNKED_EVERY=N makes every Nth request (offset by half of N from the POSTs)
@@ -18,6 +19,7 @@ local path = os.getenv("WRK_PATH") or "/"
 local post_path = os.getenv("WRK_POST_PATH") or path
 local chunked_every = tonumber(os.getenv("WRK_CHUNKED_EVERY") or "0")
 local chunked_path = os.getenv("WRK_CHUNKED_PATH") or path
+local key_header = os.getenv("WRK_KEY_HEADER")
 
 request = function()
    counter = counter + 1
@@ -26,6 +28,10 @@ request = function()
       headers["Connection"] = "close"
    end
    local key = "?key=" .. prefix .. "-" .. counter
+   if key_header ~= nil then
+      headers[key_header] = prefix .. "-" .. counter
+      key = ""
+   end
    if post_every > 0 and counter % post_every == 0 then
       headers["Content-Type"] = "application/octet-stream"
       return wrk.format("POST", post_path .. key, headers, body)

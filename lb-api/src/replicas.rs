@@ -132,6 +132,9 @@ pub enum ChangeError {
     /// `weights` is not a list of integers in 0..=256; the value as sent.
     #[error("'weights' must be a list of integers from 0 to 256, not {0}")]
     BadWeights(String),
+    /// `/weight`'s `weight` is missing or not an integer in 0..=256; the value as sent.
+    #[error("'weight' must be an integer from 0 to 256, not {0}")]
+    BadWeight(String),
     /// `weights` given, but not one per hostname.
     #[error("give one weight per hostname: {hostnames} hostnames, {weights} weights")]
     WeightCount {

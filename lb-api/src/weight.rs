@@ -34,7 +34,7 @@ impl WeightRequest {
     /// # Errors
     /// [`ChangeError`] naming the field and the refused value (`Malformed`,
     /// `NotAnObject`, `UnknownField`, `InvalidHostname`, `HostnameNotAString`,
-    /// `BadWeights`). Never panics, whatever the bytes.
+    /// `BadWeight`). Never panics, whatever the bytes.
     pub fn from_json(body: &[u8]) -> Result<Self, ChangeError> {
         let fields = object_of(body, &["hostname", "weight"])?;
         let hostname = match fields.get("hostname") {
@@ -42,7 +42,8 @@ impl WeightRequest {
             Some(other) => return Err(ChangeError::HostnameNotAString(other.to_string())),
             None => return Err(ChangeError::HostnameNotAString("nothing".into())),
         };
-        let weight = weight_of(fields.get("weight").unwrap_or(&Value::Null))?;
+        let value = fields.get("weight").unwrap_or(&Value::Null);
+        let weight = weight_of(value).map_err(|_| ChangeError::BadWeight(value.to_string()))?;
         Ok(Self { hostname, weight })
     }
 }
@@ -58,9 +59,12 @@ mod tests {
         assert_eq!(request.to_json(), r#"{"hostname":"server2","weight":0}"#);
         for (body, says) in [
             (&b"{"[..], "malformed"),
-            (br#"{"hostname":"a"}"#, "0 to 256"),
-            (br#"{"hostname":"a","weight":300}"#, "0 to 256"),
-            (br#"{"hostname":"a","weight":"1"}"#, "0 to 256"),
+            (
+                br#"{"hostname":"a"}"#,
+                "'weight' must be an integer from 0 to 256, not null",
+            ),
+            (br#"{"hostname":"a","weight":300}"#, "'weight' must be"),
+            (br#"{"hostname":"a","weight":"1"}"#, "'weight' must be"),
             (br#"{"weight":1}"#, "must be strings"),
             (br#"{"hostname":"a b","weight":1}"#, "invalid hostname"),
             (br#"{"hostname":"a","weight":1,"n":1}"#, "unknown field"),

@@ -134,7 +134,9 @@ fn a_balance_factor_spreads_a_hot_key_and_applies_on_reload() {
     let spread = slow_hot_requests(&daemon, 30, 1500);
     eprintln!("balance_factor 1.25, 30 slow requests with one key: {spread:?}");
     assert!(spread.len() >= 3, "{spread:?}");
-    assert!(spread.values().all(|&n| n <= 14), "{spread:?}");
+    // Capacity ⌈1.25 × 30 / 4⌉ = 10; one more for a request routed while another was
+    // still being counted (the acceptance bar is 14).
+    assert!(spread.values().all(|&n| n <= 11), "{spread:?}");
     assert_eq!(spread.values().sum::<usize>(), 30);
     assert!(spread.contains_key(&owner), "{spread:?}");
 }
@@ -172,8 +174,8 @@ fn weights_set_shares_and_weight_zero_drains_without_a_failed_request() {
         Some(r#"{"n":1,"hostnames":["heavy"],"weights":[3]}"#),
     );
     assert_eq!(code, 200, "{body}");
-    let replicas = status(&daemon)["replicas"].as_array().unwrap().clone();
     let weight_of = |name: &str| {
+        let replicas = status(&daemon)["replicas"].as_array().unwrap().clone();
         replicas
             .iter()
             .find(|r| r["name"] == name)
@@ -233,5 +235,56 @@ fn weights_set_shares_and_weight_zero_drains_without_a_failed_request() {
     assert_eq!(
         heavy["state"], "up",
         "a drained replica stays a probed member"
+    );
+}
+
+#[test]
+fn weights_survive_a_restart_through_the_state_file() {
+    let dir = std::env::temp_dir().join(format!("lb-weights-{}", common::fastrand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let config = base_config(2).replacen(
+        "replicas = 2\n",
+        &format!(
+            "replicas = 2\nstate_file = {:?}\n",
+            state.display().to_string()
+        ),
+        1,
+    );
+    let weights = |daemon: &Daemon| -> Vec<(String, u64)> {
+        let replicas = status(daemon)["replicas"].as_array().unwrap().clone();
+        replicas
+            .iter()
+            .map(|r| {
+                let name = r["name"].as_str().unwrap().to_string();
+                (name, r["weight"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    let mut daemon = Daemon::start(&config);
+    let (code, body) = call(
+        "POST",
+        &daemon.url("/add"),
+        Some(r#"{"n":1,"hostnames":["big"],"weights":[4]}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(
+        "POST",
+        &daemon.url("/weight"),
+        Some(r#"{"hostname":"server1","weight":0}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let before = weights(&daemon);
+    assert!(daemon.terminate().success());
+
+    let daemon = Daemon::start(&config);
+    assert_eq!(weights(&daemon), before);
+    assert_eq!(
+        before,
+        [
+            ("server1".to_string(), 0),
+            ("server2".to_string(), 1),
+            ("big".to_string(), 4)
+        ]
     );
 }

@@ -21,6 +21,16 @@
 //! For failure drills, `--exit-after-ms MS` (or `EXIT_AFTER_MS`) makes it exit with
 //! status 3 that many milliseconds after it starts listening, like a replica that
 //! keeps crashing.
+//!
+//! Faults, for drills of replicas that misbehave without dying: `--fault F` (or `FAULT`)
+//! at start, or `POST /fault` with `F` as the body at any time (answered `200 fault: F`).
+//! They apply to every path but `/heartbeat` and `/fault`, so heartbeats keep passing:
+//! - `wedge`: requests hang, unanswered, until the fault is switched off (then they are
+//!   answered): a deadlock or a stuck dependency that health checks do not see;
+//! - `delay:<ms>` (at most 60,000): every answer comes `ms` milliseconds late;
+//! - `close-after-head`: the response head goes out, then the connection closes;
+//! - `503`: every answer is `503 Service Unavailable`;
+//! - `none`: back to normal.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -33,7 +43,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE,
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    UPGRADE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -60,6 +71,105 @@ struct Args {
     /// Exit with status 3 this many milliseconds after starting (failure drills).
     #[arg(long, env = "EXIT_AFTER_MS")]
     exit_after_ms: Option<u64>,
+    /// A fault to play from the start: `wedge`, `delay:<ms>`, `close-after-head`, `503`, `none`.
+    #[arg(long, env = "FAULT", default_value = "none")]
+    fault: Fault,
+}
+
+/// A misbehaviour the replica plays on every path but `/heartbeat` and `/fault`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Normal service.
+    None,
+    /// Requests hang until the fault changes.
+    Wedge,
+    /// Every answer this many milliseconds late.
+    Delay(u64),
+    /// The response head, then the connection closes.
+    CloseAfterHead,
+    /// `503` to everything.
+    Unavailable,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "none" => Ok(Fault::None),
+            "wedge" => Ok(Fault::Wedge),
+            "close-after-head" => Ok(Fault::CloseAfterHead),
+            "503" => Ok(Fault::Unavailable),
+            other => other
+                .strip_prefix("delay:")
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .filter(|ms| *ms <= 60_000)
+                .map(Fault::Delay)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown fault {other:?}: expected wedge, delay:<ms> (at most 60000), \
+                         close-after-head, 503 or none"
+                    )
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::None => f.write_str("none"),
+            Fault::Wedge => f.write_str("wedge"),
+            Fault::Delay(ms) => write!(f, "delay:{ms}"),
+            Fault::CloseAfterHead => f.write_str("close-after-head"),
+            Fault::Unavailable => f.write_str("503"),
+        }
+    }
+}
+
+/// The fault now, shared by every connection; `POST /fault` replaces it.
+type Faults = Arc<tokio::sync::watch::Sender<Fault>>;
+
+/// Plays the current fault before a request is answered: waits out a wedge or a delay;
+/// `Some(response)` when the fault is the answer.
+async fn play(faults: &Faults) -> Option<Response<ReplicaBody>> {
+    let mut current = faults.subscribe();
+    let fault = *current.borrow_and_update();
+    match fault {
+        Fault::None => None,
+        Fault::Wedge => {
+            // Until someone switches the wedge off (or the replica stops).
+            let _ = current.wait_for(|f| *f != Fault::Wedge).await;
+            None
+        }
+        Fault::Delay(ms) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            None
+        }
+        Fault::Unavailable => Some(plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"message":"<Error> this replica plays the 503 fault","status":"failure"}"#,
+        )),
+        Fault::CloseAfterHead => {
+            // A head that promises a body which never comes: hyper writes the head,
+            // finds the body short of its length, and closes the connection.
+            // The body's size is unknown to hyper (a stream), so the header stands; the
+            // pause before the stream ends lets the head and the first bytes go out.
+            let frames = futures_util::stream::unfold(true, |first| async move {
+                if first {
+                    let partial = Frame::data(Bytes::from_static(b"partial"));
+                    return Some((Ok::<_, Infallible>(partial), false));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                None
+            });
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("1024"));
+            Some(response)
+        }
+    }
 }
 
 /// `Some(ms)` for `GET /sleep/<ms>` with `ms` ≤ 60,000.
@@ -113,10 +223,35 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ReplicaBody> {
     response
 }
 
-/// The answer to any request, by method and path (see the module docs).
-async fn serve(id: Arc<str>, mut req: Request<Incoming>) -> Response<ReplicaBody> {
+/// The answer to any request, by method and path (see the module docs), after the
+/// current fault is played.
+async fn serve(id: Arc<str>, faults: Faults, mut req: Request<Incoming>) -> Response<ReplicaBody> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if method == Method::POST && path == "/fault" {
+        let body = match Limited::new(req.into_body(), 64).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                );
+            }
+        };
+        return match String::from_utf8_lossy(&body).parse::<Fault>() {
+            Ok(fault) => {
+                faults.send_replace(fault);
+                eprintln!("replica-server {id}: fault {fault}");
+                plain(StatusCode::OK, format!("fault: {fault}"))
+            }
+            Err(reason) => plain(StatusCode::BAD_REQUEST, reason),
+        };
+    }
+    if path != "/heartbeat"
+        && let Some(answer) = play(&faults).await
+    {
+        return answer;
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/ws") if req.headers().contains_key(SEC_WEBSOCKET_KEY) => {
             websocket(&mut req)
@@ -212,6 +347,10 @@ async fn main() -> ExitCode {
     let addr = args.replica.addr();
     eprintln!("replica-server {} listening on {addr}", args.replica.id);
     let id: Arc<str> = Arc::from(args.replica.id);
+    let faults: Faults = Arc::new(tokio::sync::watch::Sender::new(args.fault));
+    if args.fault != Fault::None {
+        eprintln!("replica-server {id}: fault {}", args.fault);
+    }
     let stop = stop_signal();
     tokio::pin!(stop);
     let crash = async move {
@@ -234,10 +373,11 @@ async fn main() -> ExitCode {
             },
         };
         let id = Arc::clone(&id);
+        let faults = Arc::clone(&faults);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let id = Arc::clone(&id);
-                async move { Ok::<_, Infallible>(serve(id, req).await) }
+                let (id, faults) = (Arc::clone(&id), Arc::clone(&faults));
+                async move { Ok::<_, Infallible>(serve(id, faults, req).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

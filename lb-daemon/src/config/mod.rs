@@ -249,18 +249,22 @@ impl Config {
         }
         .validate()?;
         let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let points_per_weight =
+            ranged("points_per_weight", file.points_per_weight, 160, 1, 10_000)?;
+        let runtime = runtime::validate(file.runtime)?;
+        runtime::check_static_weights(&runtime, points_per_weight)?;
         Ok(Config {
             listen,
             workers: ranged("workers", file.workers, default_workers.min(256), 1, 256)?,
             replicas: ranged("replicas", file.replicas, 3, 0, 1024)?,
             hash,
-            points_per_weight: ranged("points_per_weight", file.points_per_weight, 160, 1, 10_000)?,
+            points_per_weight,
             key,
             routing,
             state_file,
             admin: file.admin.validate(listen)?,
             heartbeat: file.heartbeat.validate()?,
-            runtime: runtime::validate(file.runtime)?,
+            runtime,
             respawn: file.respawn.validate()?,
             upstream: file.upstream.validate()?,
             server: file.server.validate()?,

@@ -119,8 +119,9 @@ pub enum Runtime {
     Docker(DockerSettings),
     /// Swarm services.
     Swarm(SwarmSettings),
-    /// Fixed addresses: hostname, address, weight.
-    Static(Vec<(NodeId, SocketAddr, u32)>),
+    /// Fixed addresses: hostname, address, and the weight when the file gives one
+    /// (else the state file's, else 1).
+    Static(Vec<(NodeId, SocketAddr, Option<u32>)>),
 }
 
 /// Refuses a key that belongs to another kind.
@@ -344,7 +345,7 @@ fn swarm(
 }
 
 fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
-    let mut replicas: Vec<(NodeId, SocketAddr, u32)> = Vec::with_capacity(entries.len());
+    let mut replicas: Vec<(NodeId, SocketAddr, Option<u32>)> = Vec::with_capacity(entries.len());
     for entry in entries {
         let name = NodeId::new(entry.name.as_str())
             .map_err(|e| invalid("runtime.replicas.name", &entry.name, e.to_string()))?;
@@ -355,7 +356,10 @@ fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
                 "expected ip:port",
             )
         })?;
-        let weight = super::rules::ranged("runtime.replicas.weight", entry.weight, 1, 0, 256)?;
+        let weight = entry
+            .weight
+            .map(|w| super::rules::ranged("runtime.replicas.weight", Some(w), 1, 0, 256))
+            .transpose()?;
         if replicas.iter().any(|(n, _, _)| *n == name) {
             return Err(invalid(
                 "runtime.replicas.name",
@@ -366,6 +370,33 @@ fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
         replicas.push((name, address, weight));
     }
     Ok(Runtime::Static(replicas))
+}
+
+/// Refuses a static replica whose `weight × points_per_weight` is more points than the
+/// ring holds for one node.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `runtime.replicas.weight`.
+pub(super) fn check_static_weights(
+    runtime: &Runtime,
+    points_per_weight: u32,
+) -> Result<(), ConfigError> {
+    let Runtime::Static(replicas) = runtime else {
+        return Ok(());
+    };
+    for weight in replicas.iter().filter_map(|(_, _, w)| *w) {
+        if u64::from(weight) * u64::from(points_per_weight) > lb_core::MAX_POINTS_PER_NODE {
+            return Err(invalid(
+                "runtime.replicas.weight",
+                &weight.to_string(),
+                format!(
+                    "weight × points_per_weight ({points_per_weight}) is above {} points",
+                    lb_core::MAX_POINTS_PER_NODE
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `replica-server` in the directory of the running `lb-daemon` (cargo puts both in
@@ -408,7 +439,7 @@ mod tests {
         assert_eq!(swarm.constraints, ["node.role == worker"]);
         let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\nweight = 3\n").unwrap();
         assert!(
-            matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1 && r[0].2 == 3)
+            matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1 && r[0].2 == Some(3))
         );
         for (text, key) in [
             (

@@ -54,7 +54,7 @@ pub fn is_admin_path(path: &str) -> bool {
     matches!(path, "/rep" | "/add" | "/rm" | "/weight")
 }
 
-/// Serves one admin call. With `token` set, `/add` and `/rm` need
+/// Serves one admin call. With `token` set, `/add`, `/rm` and `/weight` need
 /// `Authorization: Bearer <token>`: 401 without it, 403 with another token.
 pub async fn handle(
     pool: &Arc<ReplicaPool>,
@@ -97,7 +97,7 @@ pub async fn handle(
                 StatusCode::FORBIDDEN,
                 format!(
                     "browser admin call to host {host} refused: without admin.token, \
-                     pages may call /add and /rm only through an IP address or localhost"
+                     pages may call /add, /rm and /weight only through an IP address or localhost"
                 ),
             );
         }

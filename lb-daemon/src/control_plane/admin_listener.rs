@@ -40,7 +40,8 @@ pub struct App {
 
 impl App {
     /// Whether `path` is answered by [`App::handle`] rather than proxied:
-    /// `/rep`, `/add`, `/rm`, `/metrics`, `/status`, `/explain`, `/dashboard`, `/healthz`.
+    /// `/rep`, `/add`, `/rm`, `/weight`, `/metrics`, `/status`, `/explain`, `/dashboard`,
+    /// `/healthz`.
     pub fn serves(path: &str) -> bool {
         admin_api::is_admin_path(path) || is_observation_path(path)
     }

@@ -29,7 +29,13 @@ pub fn explain(snapshot: &Snapshot, key: &str) -> Explanation {
         key: key.to_string(),
         hash_function: ring.hasher().name().to_string(),
         position: format!("{:016x}", ring.hasher().hash(key.as_bytes())),
-        algorithm: snapshot.routing.algorithm.name().to_string(),
+        // The table routing really uses (the ring if a Maglev table could not be built).
+        algorithm: if snapshot.maglev.is_some() {
+            "maglev"
+        } else {
+            "ring"
+        }
+        .to_string(),
         owner: candidates.first().map(|c| c.name.clone()),
         route: snapshot
             .route(key.as_bytes())

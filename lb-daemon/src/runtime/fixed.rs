@@ -14,13 +14,14 @@ use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError};
 /// Replicas at fixed addresses.
 #[derive(Debug)]
 pub struct StaticRuntime {
-    configured: Vec<(NodeId, SocketAddr, u32)>,
+    configured: Vec<(NodeId, SocketAddr, Option<u32>)>,
     next_id: AtomicU64,
 }
 
 impl StaticRuntime {
-    /// A runtime whose boot replicas are `configured` (hostname, address, weight).
-    pub fn new(configured: Vec<(NodeId, SocketAddr, u32)>) -> Self {
+    /// A runtime whose boot replicas are `configured` (hostname, address, and the
+    /// weight the config gives, if any).
+    pub fn new(configured: Vec<(NodeId, SocketAddr, Option<u32>)>) -> Self {
         Self {
             configured,
             next_id: AtomicU64::new(1),
@@ -59,7 +60,7 @@ impl ReplicaRuntime for StaticRuntime {
             weights: self
                 .configured
                 .iter()
-                .map(|(name, _, weight)| (name.clone(), *weight))
+                .filter_map(|(name, _, weight)| weight.map(|w| (name.clone(), w)))
                 .collect(),
         })
     }

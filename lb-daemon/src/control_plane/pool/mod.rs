@@ -136,8 +136,11 @@ impl ReplicaPool {
                 weights: weights.len(),
             });
         }
-        for weight in &weights {
-            members::check_weight(*weight)?;
+        {
+            let members = self.lock();
+            for weight in &weights {
+                members.check_weight(*weight)?;
+            }
         }
         let weighted = Weighted {
             names,

@@ -42,8 +42,9 @@ impl Algorithm {
 pub enum Keyless {
     /// A random key on the table (default): keyless traffic spreads like keyed traffic.
     Random,
-    /// Each Up replica in turn, in ring order (by name), as nginx's default
-    /// `upstream`; a replica of weight `w` takes `w` turns in a row.
+    /// Each Up replica in turn, in ring order (by name); a replica of weight `w` takes
+    /// `w` turns in a row (nginx's smooth weighted round robin interleaves them
+    /// instead; with equal weights the two are the same).
     RoundRobin,
     /// The less loaded (in-flight requests / weight) of two random Up replicas: the
     /// "power of two choices" (Mitzenmacher 2001), as Envoy's `LEAST_REQUEST`.
@@ -179,20 +180,20 @@ impl Snapshot {
         n
     }
 
+    /// The key's Up candidates in table order; with bounded loads, from the first one
+    /// below its capacity on, then the full ones that came before it.
     fn choose_keyed<'a>(&'a self, key: &[u8], out: &mut [Option<Target<'a>>]) -> usize {
-        let first = self
+        let chosen = self
             .routing
             .bounded
-            .and_then(|rule| self.bounded(rule, key));
+            .and_then(|rule| self.bounded(rule, key))
+            .map(|(id, _)| id);
+        let is_chosen = |id: &NodeId| chosen.is_none_or(|c| c == id);
+        let from_chosen = self.routes(key).skip_while(|(id, _)| !is_chosen(id));
+        let full_before = self.routes(key).take_while(|(id, _)| !is_chosen(id));
+        let order = from_chosen.chain(full_before);
         let mut n = 0;
-        if let (Some(first), Some(slot)) = (first, out.first_mut()) {
-            *slot = Some(first);
-            n = 1;
-        }
-        let rest = self
-            .routes(key)
-            .filter(|(id, _)| first.is_none_or(|(chosen, _)| chosen != *id));
-        for (slot, target) in out.iter_mut().skip(n).zip(rest) {
+        for (slot, target) in out.iter_mut().zip(order) {
             *slot = Some(target);
             n += 1;
         }

@@ -86,10 +86,36 @@ impl Members {
         if !self.contains(name) {
             return Err(AdminError::Unknown(name.clone()));
         }
-        check_weight(weight)?;
-        self.ring_mut()
+        self.check_weight(weight)?;
+        let old = Arc::make_mut(&mut self.ring)
             .set_weight(name.as_str(), weight)
-            .map_err(|e| AdminError::Weight(e.to_string()))
+            .map_err(|e| AdminError::Weight(e.to_string()))?;
+        // Only a change that happened counts an epoch.
+        self.epoch += 1;
+        Ok(old)
+    }
+
+    /// Refuses a weight above [`MAX_WEIGHT`], or one whose points the ring cannot hold
+    /// (`weight × points_per_weight` above lb-core's per-node limit).
+    ///
+    /// # Errors
+    /// [`AdminError::Weight`] with the reason.
+    pub(super) fn check_weight(&self, weight: u32) -> Result<(), AdminError> {
+        let points = u64::from(weight) * u64::from(self.ring.points_per_weight());
+        if weight > MAX_WEIGHT {
+            return Err(AdminError::Weight(format!(
+                "weight {weight} is above the maximum {MAX_WEIGHT}"
+            )));
+        }
+        if points > lb_core::MAX_POINTS_PER_NODE {
+            return Err(AdminError::Weight(format!(
+                "weight {weight} × points_per_weight {} is more points than one replica may \
+                 hold ({})",
+                self.ring.points_per_weight(),
+                lb_core::MAX_POINTS_PER_NODE
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn len(&self) -> usize {
@@ -494,15 +520,6 @@ impl Members {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-pub(super) fn check_weight(weight: u32) -> Result<(), AdminError> {
-    if weight > MAX_WEIGHT {
-        return Err(AdminError::Weight(format!(
-            "weight {weight} is above the maximum {MAX_WEIGHT}"
-        )));
-    }
-    Ok(())
 }
 
 fn check_n(n: usize, max: usize) -> Result<(), AdminError> {

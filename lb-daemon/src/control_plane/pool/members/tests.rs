@@ -176,3 +176,45 @@ fn following_an_orchestrator_keeps_a_replica_without_a_task_on_the_ring() {
     assert_eq!(set.names(), ids(&["s2"]));
     assert!(set.epoch > epoch);
 }
+
+#[test]
+fn weights_are_kept_saved_and_a_refused_one_changes_nothing() {
+    let mut set = members(&["a", "b"]);
+    let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    assert_eq!(set.set_weight(&a, 3).unwrap(), 1);
+    let epoch = set.epoch;
+    let fingerprint = set.ring.fingerprint();
+    assert!(matches!(
+        set.set_weight(&a, 257),
+        Err(AdminError::Weight(_))
+    ));
+    assert!(matches!(
+        set.set_weight(&NodeId::new("zz").unwrap(), 1),
+        Err(AdminError::Unknown(_))
+    ));
+    assert_eq!((set.epoch, set.ring.fingerprint()), (epoch, fingerprint));
+    // Weight 0 drains: b stays a member and keeps its address, owns no key.
+    set.set_weight(&b, 0).unwrap();
+    let snapshot = set.snapshot(&Metrics::default());
+    assert!(snapshot.upstreams.contains_key(&b));
+    assert!((0..200).all(|i| snapshot.route(format!("k{i}").as_bytes()).unwrap().0 == &a));
+    let saved: Vec<(String, u32)> = set
+        .saved(|_| None)
+        .replicas
+        .into_iter()
+        .map(|r| (r.name, r.weight))
+        .collect();
+    assert_eq!(saved, [("a".to_string(), 3), ("b".to_string(), 0)]);
+    let rows = set.status(Instant::now(), |_| 0);
+    assert_eq!((rows[0].weight, rows[1].weight), (3, 0));
+    assert_eq!(rows[1].ring_share, 0.0);
+
+    // With 5000 points per weight, 256 is more points than one node may hold.
+    let ring = HashRing::with_hasher(HashAlgorithm::Xxh3, 5000).unwrap();
+    let coarse = Members::new(ring, HealthConfig::default(), Routing::default());
+    assert!(coarse.check_weight(200).is_ok());
+    assert!(matches!(
+        coarse.check_weight(256),
+        Err(AdminError::Weight(_))
+    ));
+}
