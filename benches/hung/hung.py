@@ -11,8 +11,8 @@ seconds makes replica server2 misbehave:
   keep passing;
 - `delay`: every answer 200 ms late (the fault `delay:200`).
 
-Prints requests, non-2xx, socket errors, raw latency percentiles and the max (wrk's own
-histogram, no synthetic samples), and what /status said about server2 over time.
+Prints requests, non-2xx, socket errors, raw latency percentiles and the max (wrk's
+histogram without the synthetic samples its correction adds), and what /status said about server2 over time.
 Traffic goes to 127.0.0.1 only; the run stops by itself.
 
     python3 benches/hung/hung.py --scenario sigstop   # after cargo build --release
@@ -67,23 +67,15 @@ def wait_ready(url: str, limit: float = 30.0) -> None:
     sys.exit(f"the daemon did not answer at {url}")
 
 
-def raw_percentiles(histogram: Path) -> dict[str, float]:
-    """p50/p90/p99/max in ms from keyed.lua's dump of wrk's raw histogram (µs, count)."""
-    samples: list[tuple[int, int]] = []
-    for line in histogram.read_text().split("\n"):
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit():
-            samples.append((int(parts[0]), int(parts[1])))
-    total = sum(count for _, count in samples)
-    out: dict[str, float] = {}
-    for name, q in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)]:
-        seen = 0
-        for value, count in samples:
-            seen += count
-            if seen >= q * total:
-                out[name] = value / 1000.0
-                break
-    out["max"] = samples[-1][0] / 1000.0 if samples else 0.0
+def latency(histogram: Path, connections: int) -> dict[str, float]:
+    """Raw p50/p75/p90/p99 (peers.py takes out the samples wrk's correction added) and
+    the max, which is always a measured sample, in ms."""
+    sys.path.insert(0, str(ROOT / "benches" / "proxy"))
+    from peers import raw_percentiles  # noqa: E402  (a sibling script, not a package)
+
+    out = raw_percentiles(histogram, connections)
+    values = [int(line.split()[0]) for line in histogram.read_text().split("\n")[2:] if line.strip()[:1].isdigit()]
+    out["max"] = max(values) / 1000.0 if values else 0.0
     return out
 
 
@@ -165,11 +157,11 @@ def main() -> None:
     requests = re.search(r"(\d+) requests in", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    latency = raw_percentiles(histogram)
+    measured = latency(histogram, args.connections)
     print(f"scenario {args.scenario}, wrk -t1 -c{args.connections} -d{args.duration}s --timeout 10s, fault at {args.fault_at} s")
     print(f"requests {requests.group(1) if requests else '?'}, non-2xx {non_2xx.group(1) if non_2xx else 0}, "
           f"socket errors {'/'.join(errors.groups()) if errors else '0/0/0/0'} (connect/read/write/timeout)")
-    print("raw latency ms: " + ", ".join(f"{k} {v:.2f}" for k, v in latency.items()))
+    print("raw latency ms: " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items() if k != "samples"))
     print("server2 in /status:")
     for line in timeline:
         print("  " + line)

@@ -166,7 +166,15 @@ fn a_killed_replica_leaves_rotation_and_is_respawned_under_its_name() {
 
 #[test]
 fn a_hung_replica_fails_heartbeats_goes_down_and_is_replaced() {
-    let daemon = Daemon::start(&base_config(3));
+    // A long stop timeout: the frozen process must end on its SIGTERM (continued by
+    // the SIGCONT that follows it), not wait 30 s for the SIGKILL.
+    let config = base_config(3).replacen(
+        "\"127.0.0.1\"]\n",
+        "\"127.0.0.1\"]\nstop_timeout_ms = 30000\n",
+        1,
+    );
+    assert!(config.contains("stop_timeout_ms = 30000"), "{config}");
+    let daemon = Daemon::start(&config);
     let key = key_owned_by(&daemon, "server3");
     let old_pid = child_pids(daemon.pid())["server3"];
 
@@ -179,8 +187,12 @@ fn a_hung_replica_fails_heartbeats_goes_down_and_is_replaced() {
         pids.get("server3").copied().filter(|pid| *pid != old_pid)
     });
     let down_after = stopped.elapsed();
-    signal(old_pid, "KILL");
     let new_pid = replaced.expect("the hung replica was not replaced");
+    let gone = wait_for(Duration::from_secs(3), || {
+        (!std::path::Path::new(&format!("/proc/{old_pid}")).exists()).then_some(())
+    });
+    signal(old_pid, "KILL");
+    assert!(gone.is_some(), "the frozen replica {old_pid} still runs");
     assert!(
         daemon.log_contains("replica Down"),
         "no Down transition was logged"

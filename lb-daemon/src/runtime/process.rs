@@ -213,7 +213,9 @@ impl ReplicaRuntime for ProcessRuntime {
 }
 
 /// SIGTERM, then SIGKILL if `child` has not ended after `grace` (what `docker stop`
-/// and systemd do).
+/// and systemd do). SIGCONT follows SIGTERM, as systemd sends it, so a stopped
+/// (`SIGSTOP`, frozen) replica handles its SIGTERM at once instead of waiting out
+/// `grace` for the SIGKILL.
 async fn terminate(child: &mut Child, grace: Duration) {
     let pid = child
         .id()
@@ -222,9 +224,12 @@ async fn terminate(child: &mut Child, grace: Duration) {
     if let Some(pid) = pid
         && !grace.is_zero()
         && kill_process(pid, Signal::TERM).is_ok()
-        && tokio::time::timeout(grace, child.wait()).await.is_ok()
     {
-        return;
+        // A stopped process acts on SIGTERM only once continued.
+        let _ = kill_process(pid, Signal::CONT);
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+            return;
+        }
     }
     let _ = child.kill().await;
 }
