@@ -85,13 +85,17 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load (default 30)")
     parser.add_argument("--fault-at", type=float, default=5.0, help="seconds into the load (default 5)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--suspect-after", type=int, default=0, help="upstream.suspect_after_ms (default 0: off)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lb-hung-"))
     port = free_port()
     state = work / "state.json"
     config = work / "lb.toml"
-    config.write_text(f'listen = "127.0.0.1:{port}"\nreplicas = 3\nstate_file = "{state}"\n')
+    config.write_text(
+        f'listen = "127.0.0.1:{port}"\nreplicas = 3\nstate_file = "{state}"\n'
+        f"[upstream]\nsuspect_after_ms = {args.suspect_after}\n"
+    )
     log = open(work / "daemon.log", "w")
     daemon = subprocess.Popen(
         [str(RELEASE / "lb-daemon"), "--config", str(config)],
@@ -158,7 +162,10 @@ def main() -> None:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     measured = latency(histogram, args.connections)
-    print(f"scenario {args.scenario}, wrk -t1 -c{args.connections} -d{args.duration}s --timeout 10s, fault at {args.fault_at} s")
+    print(
+        f"scenario {args.scenario}, suspect_after_ms {args.suspect_after}, "
+        f"wrk -t1 -c{args.connections} -d{args.duration}s --timeout 10s, fault at {args.fault_at} s"
+    )
     print(f"requests {requests.group(1) if requests else '?'}, non-2xx {non_2xx.group(1) if non_2xx else 0}, "
           f"socket errors {'/'.join(errors.groups()) if errors else '0/0/0/0'} (connect/read/write/timeout)")
     print("raw latency ms: " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items() if k != "samples"))

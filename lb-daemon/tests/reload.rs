@@ -144,6 +144,7 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "upstream.connect_timeout_ms" => ("upstream", "connect_timeout_ms = 50"),
         "upstream.retries" => ("upstream", "retries = 0"),
         "upstream.try_timeout_ms" => ("upstream", "try_timeout_ms = 50"),
+        "upstream.suspect_after_ms" => ("upstream", "suspect_after_ms = 0"),
         "upstream.retry_body_bytes" => ("upstream", "retry_body_bytes = 0"),
         "upstream.retry_buffer_total_bytes" => ("upstream", "retry_buffer_total_bytes = 0"),
         "upstream.body_read_timeout_ms" => ("upstream", "body_read_timeout_ms = 50"),
@@ -170,7 +171,7 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
 }
 
 /// The keys a reload applies at once (the README says the same).
-const LIVE: [&str; 13] = [
+const LIVE: [&str; 14] = [
     "key",
     "algorithm",
     "maglev_table_size",
@@ -182,6 +183,7 @@ const LIVE: [&str; 13] = [
     "heartbeat.timeout_ms",
     "upstream.retries",
     "upstream.try_timeout_ms",
+    "upstream.suspect_after_ms",
     "upstream.retry_body_bytes",
     "upstream.body_read_timeout_ms",
 ];

@@ -6,6 +6,8 @@
 //! connect_timeout_ms = 1000
 //! retries = 2                 # extra tries on the next distinct replica
 //! try_timeout_ms = 15000      # per try, until the replica's response headers
+//! suspect_after_ms = 0        # e.g. 100: an idempotent request waiting this long on a replica
+//!                             # that sent no headers meanwhile, while others did, moves on
 //! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
 //! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
 //! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
@@ -33,6 +35,8 @@ pub struct UpstreamFile {
     pub retries: Option<u64>,
     /// Per-try deadline for a replica's response headers, ms.
     pub try_timeout_ms: Option<u64>,
+    /// Silence after which a replica with waiting requests is suspected, ms (0: off).
+    pub suspect_after_ms: Option<u64>,
     /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
     pub retry_body_bytes: Option<u64>,
     /// All request bodies buffered for retries at once, bytes.
@@ -60,6 +64,11 @@ pub struct Upstream {
     pub retries: usize,
     /// Per-try deadline for response headers (default 15,000 ms).
     pub try_timeout: Duration,
+    /// An idempotent request that waited this long on a replica which sent no response
+    /// headers meanwhile, while other replicas did, suspects it and moves to the key's
+    /// next replica (default `None`: off, until its deadline adapts to each replica's
+    /// latency). See `data_plane::suspicion`.
+    pub suspect_after: Option<Duration>,
     /// Largest request body buffered for retries, bytes (default 1 MiB).
     pub retry_body_bytes: usize,
     /// All bodies buffered for retries at once, bytes (default 64 MiB).
@@ -93,6 +102,14 @@ impl UpstreamFile {
                 600_000,
             )?,
             retries: ranged("upstream.retries", self.retries, 2, 0, 10)?,
+            suspect_after: Some(ms(
+                "upstream.suspect_after_ms",
+                self.suspect_after_ms,
+                0,
+                0,
+                600_000,
+            )?)
+            .filter(|after| !after.is_zero()),
             try_timeout: ms(
                 "upstream.try_timeout_ms",
                 self.try_timeout_ms,

@@ -26,6 +26,7 @@ pub mod listener;
 pub mod reply;
 pub mod routing;
 pub mod snapshot;
+pub mod suspicion;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream_pool;

@@ -33,6 +33,8 @@ pub struct Upstream {
     pub name_header: HeaderValue,
     /// Its counters.
     pub metrics: Arc<ReplicaMetrics>,
+    /// When it last answered, and whether it is suspected of making no progress.
+    pub progress: Arc<crate::data_plane::suspicion::Progress>,
 }
 
 /// One consistent view of the replicas.

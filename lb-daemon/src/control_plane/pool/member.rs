@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use lb_core::{HealthConfig, HealthState, Outcome, Status};
 
+use crate::data_plane::suspicion::Progress;
 use crate::runtime::{Instance, InstanceId};
 
 /// A respawned instance that lives this long resets its backoff.
@@ -35,6 +36,9 @@ pub(super) struct Member {
     /// Out of rotation after `max_fails` passive failures, until a heartbeat or a
     /// proxied request succeeds. Never leads to a respawn.
     pub(super) ejected: bool,
+    /// Its progress as the data plane sees it (shared with the snapshots): when it
+    /// last answered, whether it is suspected. A new incarnation gets a new one.
+    pub(super) progress: Arc<Progress>,
 }
 
 /// What a heartbeat result changed.
@@ -51,8 +55,14 @@ pub(super) enum Heartbeat {
 }
 
 impl Member {
-    pub(super) fn new(seq: u64, instance: Instance, health: HealthConfig, now: Instant) -> Self {
-        let mut member = Self::joining(seq, Some(instance), health, now);
+    pub(super) fn new(
+        seq: u64,
+        instance: Instance,
+        health: HealthConfig,
+        progress: Progress,
+        now: Instant,
+    ) -> Self {
+        let mut member = Self::joining(seq, Some(instance), health, progress, now);
         member.health = HealthState::new(health, Status::Up, now);
         member
     }
@@ -63,6 +73,7 @@ impl Member {
         seq: u64,
         instance: Option<Instance>,
         health: HealthConfig,
+        progress: Progress,
         now: Instant,
     ) -> Self {
         Self {
@@ -76,6 +87,7 @@ impl Member {
             respawns: 0,
             passive_fails: Arc::new(AtomicU32::new(0)),
             ejected: false,
+            progress: Arc::new(progress),
         }
     }
 

@@ -33,6 +33,7 @@ use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::snapshot::Upstream;
+use crate::data_plane::suspicion::{Stalled, wait_for_head};
 use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
@@ -66,6 +67,8 @@ pub struct ProxySettings {
     pub retries: usize,
     /// Per-try deadline for the replica's response headers (and for a streamed upload).
     pub try_timeout: Duration,
+    /// Suspicion of a replica that makes no progress (`upstream.suspect_after_ms`).
+    pub suspect_after: Option<Duration>,
     /// Bodies of known length up to this size, bytes, are buffered so they can be retried.
     pub retry_body_bytes: usize,
     /// Deadline for reading a body that is buffered for retries.
@@ -207,12 +210,16 @@ impl Forwarder {
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = try_headers;
             let sending = Instant::now();
+            // Moving to another replica needs a request that can be sent again.
+            let suspect_after = settings
+                .suspect_after
+                .filter(|_| idempotent && body.replayable());
             let sent = self
                 .send(
                     checkout,
                     request,
                     upstream,
-                    settings.try_timeout,
+                    (settings.try_timeout, suspect_after),
                     body.progress(),
                 )
                 .await;
@@ -244,6 +251,7 @@ impl Forwarder {
                     return (response, tries.forwarded);
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
+                Err(SendFailure::Suspected) => tries.suspected(name, &mut in_flight),
                 Err(SendFailure::Stale) => {
                     tries.stale(name, &mut in_flight);
                     if !idempotent {
@@ -268,7 +276,7 @@ impl Forwarder {
         checkout: Checkout<HyperConnection>,
         request: Request<UpstreamBody>,
         upstream: &Upstream,
-        limit: Duration,
+        (limit, suspect_after): (Duration, Option<Duration>),
         progress: Option<&UploadProgress>,
     ) -> Result<(Response<Incoming>, HyperConnection), SendFailure> {
         let mut connection = checkout.upstream;
@@ -306,7 +314,7 @@ impl Forwarder {
                 }
             }
         };
-        let outcome = tokio::time::timeout(limit, attempt).await;
+        let outcome = wait_for_head(attempt, &upstream.progress, limit, suspect_after).await;
         let upload_broken = progress.is_some_and(|p| p.broken());
         let upload_unfinished = progress.is_some_and(|p| !p.finished());
         match outcome {
@@ -317,8 +325,11 @@ impl Forwarder {
                 )))
             }
             Ok(Err(failure)) => Err(failure),
-            Err(_) if upload_unfinished => Err(SendFailure::Client(ClientFault::SlowUpload)),
-            Err(_) => Err(SendFailure::Replica(TryFailure::Timeout)),
+            Err(Stalled::Suspected) => Err(SendFailure::Suspected),
+            Err(Stalled::Timeout) if upload_unfinished => {
+                Err(SendFailure::Client(ClientFault::SlowUpload))
+            }
+            Err(Stalled::Timeout) => Err(SendFailure::Replica(TryFailure::Timeout)),
         }
     }
 

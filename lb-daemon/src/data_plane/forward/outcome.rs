@@ -67,6 +67,9 @@ pub(super) enum SendFailure {
     Replica(TryFailure),
     /// The client's.
     Client(ClientFault),
+    /// The replica is suspected of making no progress: an idempotent request goes on to
+    /// the next candidate, uncharged (suspicion is not a failure count).
+    Suspected,
 }
 
 impl From<hyper::Error> for SendFailure {

@@ -90,6 +90,7 @@ impl<'a> Tries<'a> {
     /// The replica answered: a replica with passive failures on record is told it
     /// works again, and it is the one that served.
     pub(crate) fn served(&mut self, forwarder: &Forwarder, name: &NodeId, upstream: &Upstream) {
+        upstream.progress.answered();
         if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
             forwarder.replicas.report_success(name, upstream.instance);
         }
@@ -111,6 +112,14 @@ impl<'a> Tries<'a> {
         upstream.metrics.failure(failure.kind()).inc();
         forwarder.replicas.report_failure(name, upstream.instance);
         self.last = Some((name, failure));
+        in_flight.leave_replica();
+    }
+
+    /// The replica was suspected of making no progress while the request waited on it:
+    /// not charged; the request leaves it (its connection is closed, not pooled).
+    pub(crate) fn suspected(&mut self, name: &'a NodeId, in_flight: &mut InFlight) {
+        tracing::debug!(replica = %name, "suspected replica; the request moves on");
+        self.last = Some((name, TryFailure::Timeout));
         in_flight.leave_replica();
     }
 

@@ -22,6 +22,7 @@ use crate::data_plane::h1::response::{self, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
+use crate::data_plane::suspicion::{Stalled, wait_for_head};
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::StageTimers;
 
@@ -175,7 +176,15 @@ impl Forwarder {
                     }
                 }
             };
-            let failed = match tokio::time::timeout(settings.try_timeout, attempt).await {
+            let suspect_after = settings.suspect_after.filter(|_| request.idempotent);
+            let waited = wait_for_head(
+                attempt,
+                &upstream.progress,
+                settings.try_timeout,
+                suspect_after,
+            )
+            .await;
+            let failed = match waited {
                 Ok(Ok(head)) => {
                     let answered = Instant::now();
                     stages
@@ -210,7 +219,12 @@ impl Forwarder {
                     continue;
                 }
                 Ok(Err(TryError::Replica(failed))) => failed,
-                Err(_) => TryFailure::Timeout,
+                Err(Stalled::Timeout) => TryFailure::Timeout,
+                Err(Stalled::Suspected) => {
+                    // Uncharged; the connection is dropped (closed), not pooled.
+                    tries.suspected(name, &mut in_flight);
+                    continue;
+                }
             };
             tries.failed(self, name, upstream, failed, &mut in_flight);
             if !(failed == TryFailure::Connect || request.idempotent) {

@@ -222,9 +222,14 @@ impl Snapshot {
         self.upstreams.get_key_value(id).filter(|(_, up)| up.up)
     }
 
+    /// The node's upstream if it takes requests: in rotation, and not suspected of
+    /// making no progress (a suspected one takes its one half-open trial a second,
+    /// which this call may spend).
     fn up<'a>(&'a self, node: &'a Node) -> Option<Target<'a>> {
         match self.upstreams.get(node.id()) {
-            Some(upstream) if upstream.up => Some((node.id(), upstream)),
+            Some(upstream) if upstream.up && upstream.progress.admits() => {
+                Some((node.id(), upstream))
+            }
             _ => None,
         }
     }

@@ -45,6 +45,9 @@ fn snapshot(replicas: &[(&str, u32, bool)], routing: Routing) -> Snapshot {
                 passive_fails: Arc::new(AtomicU32::new(0)),
                 name_header: HeaderValue::from_static("x"),
                 metrics: crate::observe::metrics::Metrics::new().replica(name),
+                progress: Arc::new(crate::data_plane::suspicion::Progress::new(Arc::new(
+                    std::sync::atomic::AtomicU64::new(0),
+                ))),
             },
         );
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lb_api::{MAX_WEIGHT, ReplicaState, ReplicaStatus};
@@ -16,6 +16,7 @@ use super::{AdminError, MAX_REPLICAS};
 use crate::control_plane::state_file::{SavedReplica, SavedState};
 use crate::data_plane::routing::{Algorithm, Routing};
 use crate::data_plane::snapshot::{Snapshot, Upstream};
+use crate::data_plane::suspicion::Progress;
 use crate::observe::metrics::Metrics;
 use crate::runtime::{Instance, InstanceId};
 
@@ -37,6 +38,8 @@ pub(super) struct Members {
     maglev: Option<(u64, Arc<Maglev<HashAlgorithm>>)>,
     /// Keyless round robin's turns, shared by every snapshot.
     rotation: Arc<AtomicUsize>,
+    /// When any member last sent response headers (suspicion compares with it).
+    answers: Arc<AtomicU64>,
 }
 
 /// A member taken out by `/rm`, still to be drained and stopped.
@@ -64,7 +67,13 @@ impl Members {
             routing,
             maglev: None,
             rotation: Arc::new(AtomicUsize::new(0)),
+            answers: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A fresh, unsuspected progress record for a new incarnation.
+    fn progress(&self) -> Progress {
+        Progress::new(Arc::clone(&self.answers))
     }
 
     /// Routes the next snapshots by `routing` (a reload); the Maglev table is built
@@ -196,7 +205,7 @@ impl Members {
         if let Err(e) = self.ring_mut().add(name.clone(), weight) {
             tracing::error!(error = %e, "ring refused a checked name");
         }
-        let member = Member::new(self.next_seq, instance, self.health, now);
+        let member = Member::new(self.next_seq, instance, self.health, self.progress(), now);
         self.next_seq += 1;
         self.by_name.insert(name, member);
     }
@@ -234,7 +243,7 @@ impl Members {
                     self.next_seq - 1
                 }
             };
-            let member = Member::joining(seq, *instance, self.health, now);
+            let member = Member::joining(seq, *instance, self.health, self.progress(), now);
             self.by_name.insert(name.clone(), member);
             changed = true;
         }
@@ -354,7 +363,7 @@ impl Members {
         let Some(old) = self.by_name.remove(name) else {
             return false;
         };
-        let mut member = Member::new(old.seq, instance, self.health, now);
+        let mut member = Member::new(old.seq, instance, self.health, self.progress(), now);
         member.backoff = old.backoff;
         member.respawns = old.respawns + 1;
         if target != name {
@@ -426,6 +435,7 @@ impl Members {
                 in_flight: m.inflight.load(Ordering::Relaxed),
                 requests: requests_of(name.as_str()),
                 weight: shares.get(name).map_or(0, |(weight, _)| *weight),
+                suspected: m.progress.is_suspected(),
                 ring_share: shares.get(name).map_or(0.0, |(_, share)| *share),
             })
             .collect()
@@ -453,6 +463,7 @@ impl Members {
                         name_header: hyper::header::HeaderValue::from_str(name.as_str())
                             .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid")),
                         metrics: metrics.replica(name.as_str()),
+                        progress: Arc::clone(&m.progress),
                     };
                     (name.clone(), upstream)
                 })
