@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hash::BuildHasherDefault;
 
 use lb_benches::{PassThrough, VNode, keys, node_addr, node_name};
-use lb_core::{HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
+use lb_core::{BoundedLoad, HashFunction, HashRing, Maglev, Nginx, NodeId, Xxh3};
 
 type Anchor = anchorhash::AnchorHash<u64, usize, BuildHasherDefault<PassThrough>>;
 
@@ -91,6 +91,16 @@ fn lookups(c: &mut Criterion) {
             let m = maglev(n);
             group.bench_function(BenchmarkId::new("lb-core maglev 65537", n), |b| {
                 b.iter(|| black_box(m.lookup(black_box(next()))))
+            });
+            // The bounded-load rule over the 160-point ring, every node at the mean load
+            // (10 in flight): the owner has room, so this is the rule's own cost.
+            let r = ring(n, 160);
+            let rule = BoundedLoad::default();
+            let total = 10 * n as u64;
+            group.bench_function(BenchmarkId::new("lb-core bounded loads (ring 160)", n), |b| {
+                b.iter(|| {
+                    black_box(rule.select(&r, black_box(next()), total, n as u64, |_| Some(10)))
+                })
             });
             let p = pingora(n);
             group.bench_function(BenchmarkId::new("pingora-ketama 160", n), |b| {

@@ -380,7 +380,52 @@ fn moved_outside(a: &Owners, b: &Owners, node: usize) -> f64 {
         / a.len() as f64
 }
 
+/// Concurrent load under a skewed key mix: `100 × n` requests in flight at once, keys
+/// drawn so that a few are hot (key `⌊1000 · u³⌋` for `u` uniform in `[0, 1)`, from a
+/// fixed LCG). Returns max/mean of in-flight requests per node, with the ring alone and
+/// with bounded loads (ε = 0.25) over it.
+fn hot_keys(n: usize) -> (f64, f64) {
+    let ring = HashRing::from_nodes(Xxh3, 160, ids(&all(n))).expect("ring");
+    let rule = lb_core::BoundedLoad::default();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut plain = vec![0u64; n];
+    let mut bounded = vec![0u64; n];
+    let mut placed = 0u64;
+    for _ in 0..100 * n {
+        let key = format!("hot-{}", (1000.0 * uniform().powi(3)) as u64);
+        if let Some(id) = ring.lookup(key.as_bytes()) {
+            plain[index_of(id.as_str())] += 1;
+        }
+        let chosen = rule.select(&ring, key.as_bytes(), placed, n as u64, |node| {
+            Some(bounded[index_of(node.id().as_str())])
+        });
+        if let Some(id) = chosen {
+            bounded[index_of(id.as_str())] += 1;
+            placed += 1;
+        }
+    }
+    let max_mean = |loads: &[u64]| {
+        let mean = loads.iter().sum::<u64>() as f64 / n as f64;
+        loads.iter().copied().max().unwrap_or(0) as f64 / mean
+    };
+    (max_mean(&plain), max_mean(&bounded))
+}
+
 fn main() {
+    println!("Concurrent load under a skewed key mix (100 x N in flight), max/mean per node:");
+    println!("| N | ring 160 alone | ring 160 + bounded loads (1.25) |");
+    println!("|---:|---:|---:|");
+    for n in [10usize, 100, 1000] {
+        let (plain, bounded) = hot_keys(n);
+        println!("| {n} | {plain:.2} | {bounded:.2} |");
+    }
+    println!();
     let keys = keys(KEYS, 16);
     let subjects: Vec<Box<dyn Subject>> = vec![
         Box::new(Ring {
