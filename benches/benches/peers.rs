@@ -97,11 +97,14 @@ fn lookups(c: &mut Criterion) {
             let r = ring(n, 160);
             let rule = BoundedLoad::default();
             let total = 10 * n as u64;
-            group.bench_function(BenchmarkId::new("lb-core bounded loads (ring 160)", n), |b| {
-                b.iter(|| {
-                    black_box(rule.select(&r, black_box(next()), total, n as u64, |_| Some(10)))
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new("lb-core bounded loads (ring 160)", n),
+                |b| {
+                    b.iter(|| {
+                        black_box(rule.select(&r, black_box(next()), total, n as u64, |_| Some(10)))
+                    })
+                },
+            );
             let p = pingora(n);
             group.bench_function(BenchmarkId::new("pingora-ketama 160", n), |b| {
                 b.iter(|| black_box(p.node(black_box(next()))))
