@@ -4,8 +4,9 @@
 //! `SO_REUSEPORT` listener ([`listener`]), its own client connections
 //! ([`connection`]), its own keep-alive pool per replica ([`upstream_pool`]) and its
 //! own latency histogram ([`worker`]). A request is keyed ([`key`]), routed on the
-//! routing [`snapshot`] loaded with arc-swap, and forwarded with retries and fault attribution
-//! ([`forward`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
+//! routing [`snapshot`] loaded with arc-swap by its [`routing`] choice, and forwarded with
+//! retries and fault attribution ([`forward`]), giving up on a replica suspected of
+//! making no progress ([`suspicion`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
 //! and counts ([`accounting`]) each have their module; [`reply`] holds the response
 //! bodies and the answer shapes the daemon writes itself. Common HTTP/1.1 requests take
 //! the lean path ([`h1`]); hyper serves the rest.
