@@ -190,7 +190,11 @@ impl Snapshot {
             .map(|(id, _)| id);
         let is_chosen = |id: &NodeId| chosen.is_none_or(|c| c == id);
         let from_chosen = self.routes(key).skip_while(|(id, _)| !is_chosen(id));
-        let full_before = self.routes(key).take_while(|(id, _)| !is_chosen(id));
+        // The second walk (and its key hash) only when bounded loads passed over the
+        // key's first candidates.
+        let full_before = chosen
+            .into_iter()
+            .flat_map(|c| self.routes(key).take_while(move |(id, _)| *id != c));
         let order = from_chosen.chain(full_before);
         let mut n = 0;
         for (slot, target) in out.iter_mut().zip(order) {
