@@ -53,10 +53,16 @@ impl Progress {
     }
 
     /// The replica sent response headers: it makes progress, so it is not suspected.
+    /// Called on every response: it writes the shared times at most once per
+    /// millisecond, so workers do not contend on them request by request.
     pub fn answered(&self) {
         let now = now_ms();
-        self.last_head_ms.store(now, Ordering::Relaxed);
-        self.pool_last_head_ms.fetch_max(now, Ordering::Relaxed);
+        if self.last_head_ms.load(Ordering::Relaxed) < now {
+            self.last_head_ms.store(now, Ordering::Relaxed);
+        }
+        if self.pool_last_head_ms.load(Ordering::Relaxed) < now {
+            self.pool_last_head_ms.fetch_max(now, Ordering::Relaxed);
+        }
         if self.suspected.load(Ordering::Relaxed) {
             self.suspected.store(false, Ordering::Relaxed);
             tracing::info!("a suspected replica answered; suspicion cleared");
