@@ -93,9 +93,8 @@ impl Progress {
     /// suspect: the replica sent no response headers since then, while another replica
     /// of the pool did. Marks it suspected when so.
     fn suspect_if_stalled(&self, sent_ms: u64) -> bool {
-        if self.is_suspected() {
-            return true;
-        }
+        // Judged by progress alone, also for a suspected replica: its half-open trial
+        // gives up only if the replica still answers nothing, not because of the flag.
         let silent = self.last_head_ms.load(Ordering::Relaxed) < sent_ms;
         let others = self.pool_last_head_ms.load(Ordering::Relaxed) > sent_ms;
         if silent && others {
