@@ -337,7 +337,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
         key: config.key.clone(),
         retries: config.upstream.retries,
         try_timeout: config.upstream.try_timeout,
-        suspect_after: config.upstream.suspect_after,
+        suspicion: config.upstream.suspicion,
         retry_body_bytes: config.upstream.retry_body_bytes,
         body_read_timeout: config.upstream.body_read_timeout,
         access_log: config.log.access,

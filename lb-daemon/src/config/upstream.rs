@@ -6,8 +6,10 @@
 //! connect_timeout_ms = 1000
 //! retries = 2                 # extra tries on the next distinct replica
 //! try_timeout_ms = 15000      # per try, until the replica's response headers
-//! suspect_after_ms = 0        # e.g. 100: an idempotent request waiting this long on a replica
-//!                             # that sent no headers meanwhile, while others did, moves on
+//! suspect_after_ms = 220      # floor of the adaptive deadline; 0: no suspicion
+//! suspect_latency_multiple = 3  # deadline: this × the replica's recent latency high end
+//!                             # (an idempotent request past it, on a replica that sent no
+//!                             # headers meanwhile while others did, suspects it and moves on)
 //! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
 //! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
 //! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
@@ -24,6 +26,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::rules::{ms, note, ranged};
+use crate::data_plane::suspicion::{self, Suspicion};
 
 /// `[upstream]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -35,8 +38,10 @@ pub struct UpstreamFile {
     pub retries: Option<u64>,
     /// Per-try deadline for a replica's response headers, ms.
     pub try_timeout_ms: Option<u64>,
-    /// Silence after which a replica with waiting requests is suspected, ms (0: off).
+    /// Floor of the suspicion deadline, ms (0: no suspicion).
     pub suspect_after_ms: Option<u64>,
+    /// Suspicion deadline as a multiple of the replica's recent latency high end.
+    pub suspect_latency_multiple: Option<u64>,
     /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
     pub retry_body_bytes: Option<u64>,
     /// All request bodies buffered for retries at once, bytes.
@@ -64,11 +69,12 @@ pub struct Upstream {
     pub retries: usize,
     /// Per-try deadline for response headers (default 15,000 ms).
     pub try_timeout: Duration,
-    /// An idempotent request that waited this long on a replica which sent no response
-    /// headers meanwhile, while other replicas did, suspects it and moves to the key's
-    /// next replica (default `None`: off, until its deadline adapts to each replica's
-    /// latency). See `data_plane::suspicion`.
-    pub suspect_after: Option<Duration>,
+    /// An idempotent request that waited past its replica's deadline (`multiple` ×
+    /// the replica's recent latency high end, at least `floor`: defaults 3 and
+    /// 220 ms) on a replica which sent no response headers meanwhile, while other
+    /// replicas did, suspects it and moves to the key's next replica. See
+    /// `data_plane::suspicion`.
+    pub suspicion: Suspicion,
     /// Largest request body buffered for retries, bytes (default 1 MiB).
     pub retry_body_bytes: usize,
     /// All bodies buffered for retries at once, bytes (default 64 MiB).
@@ -102,14 +108,7 @@ impl UpstreamFile {
                 600_000,
             )?,
             retries: ranged("upstream.retries", self.retries, 2, 0, 10)?,
-            suspect_after: Some(ms(
-                "upstream.suspect_after_ms",
-                self.suspect_after_ms,
-                0,
-                0,
-                600_000,
-            )?)
-            .filter(|after| !after.is_zero()),
+            suspicion: suspicion(self.suspect_after_ms, self.suspect_latency_multiple)?,
             try_timeout: ms(
                 "upstream.try_timeout_ms",
                 self.try_timeout_ms,
@@ -169,6 +168,35 @@ impl UpstreamFile {
             )?,
         })
     }
+}
+
+/// `suspect_after_ms` (0: off) and `suspect_latency_multiple`.
+fn suspicion(after_ms: Option<u64>, multiple: Option<u64>) -> Result<Suspicion, ConfigError> {
+    let defaults = Suspicion::default();
+    let floor = ms(
+        "upstream.suspect_after_ms",
+        after_ms,
+        suspicion::DEFAULT_FLOOR_MS,
+        0,
+        600_000,
+    )?;
+    let multiple: u32 = ranged(
+        "upstream.suspect_latency_multiple",
+        multiple,
+        u64::from(defaults.multiple),
+        1,
+        100,
+    )?;
+    Ok(Suspicion {
+        enabled: !floor.is_zero(),
+        // Off, requests on a replica leaving rotation still move after this long.
+        floor: if floor.is_zero() {
+            defaults.floor
+        } else {
+            floor
+        },
+        multiple,
+    })
 }
 
 impl Upstream {

@@ -128,8 +128,13 @@ impl Body for ClientBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.progress.0.store(UPLOADED, Ordering::Relaxed),
+            // hyper stops polling a body of known length at its last byte: that
+            // frame ends the upload (not a `None` that would never be asked for).
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
+                self.progress.0.store(UPLOADED, Ordering::Relaxed);
+            }
             Poll::Ready(Some(Err(_))) => self.progress.0.store(BROKEN, Ordering::Relaxed),
-            _ => {}
+            Poll::Pending | Poll::Ready(Some(Ok(_))) => {}
         }
         polled
     }

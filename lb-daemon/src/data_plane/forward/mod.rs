@@ -33,7 +33,7 @@ use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::snapshot::Upstream;
-use crate::data_plane::suspicion::{Stalled, wait_for_head};
+use crate::data_plane::suspicion::{Stalled, Suspicion, Watch, wait_for_head};
 use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
 use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
@@ -67,8 +67,9 @@ pub struct ProxySettings {
     pub retries: usize,
     /// Per-try deadline for the replica's response headers (and for a streamed upload).
     pub try_timeout: Duration,
-    /// Suspicion of a replica that makes no progress (`upstream.suspect_after_ms`).
-    pub suspect_after: Option<Duration>,
+    /// Suspicion of a replica that makes no progress, and its adaptive deadline
+    /// (`upstream.suspect_after_ms`, `upstream.suspect_latency_multiple`).
+    pub suspicion: Suspicion,
     /// Bodies of known length up to this size, bytes, are buffered so they can be retried.
     pub retry_body_bytes: usize,
     /// Deadline for reading a body that is buffered for retries.
@@ -189,15 +190,15 @@ impl Forwarder {
         let mut client_upgrade = client_upgrade;
 
         let mut tries = Tries::new(access);
-        for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
+        for &(name, upstream) in targets.iter().flatten() {
             let pool = &*self.upstreams;
             let checkout = match tries
-                .connect(self, pool, attempt, name, upstream, &mut in_flight, stages)
+                .connect(self, pool, name, upstream, &mut in_flight, stages)
                 .await
             {
                 Ok(checkout) => checkout,
                 Err(NoConnection::Queued(answer)) => return (*answer, tries.forwarded),
-                Err(NoConnection::Failed) => continue,
+                Err(NoConnection::Failed | NoConnection::Skipped) => continue,
             };
             let Some(try_headers) = headers.take().or_else(|| template.clone()) else {
                 break;
@@ -211,24 +212,25 @@ impl Forwarder {
             *request.headers_mut() = try_headers;
             let sending = Instant::now();
             // Moving to another replica needs a request that can be sent again.
-            let suspect_after = settings
-                .suspect_after
-                .filter(|_| idempotent && body.replayable());
+            let watch = (idempotent && body.replayable()).then(|| {
+                settings
+                    .suspicion
+                    .watch(&upstream.progress, settings.try_timeout)
+            });
             let sent = self
                 .send(
                     checkout,
                     request,
                     upstream,
-                    (settings.try_timeout, suspect_after),
+                    (settings.try_timeout, watch),
                     body.progress(),
                 )
                 .await;
             match sent {
                 Ok((mut response, connection)) => {
-                    stages
-                        .response_head
-                        .observe(sending.elapsed().as_secs_f64());
-                    tries.served(self, name, upstream);
+                    let waited = sending.elapsed();
+                    stages.response_head.observe(waited.as_secs_f64());
+                    tries.served(self, name, upstream, waited);
                     let upstream_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| hyper::upgrade::on(&mut response));
                     let response = match (client_upgrade.take(), upstream_upgrade) {
@@ -251,7 +253,7 @@ impl Forwarder {
                     return (response, tries.forwarded);
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
-                Err(SendFailure::Suspected) => tries.suspected(name, &mut in_flight),
+                Err(SendFailure::Moved) => tries.moved(name, &mut in_flight),
                 Err(SendFailure::Stale) => {
                     tries.stale(name, &mut in_flight);
                     if !idempotent {
@@ -276,7 +278,7 @@ impl Forwarder {
         checkout: Checkout<HyperConnection>,
         request: Request<UpstreamBody>,
         upstream: &Upstream,
-        (limit, suspect_after): (Duration, Option<Duration>),
+        (limit, watch): (Duration, Option<Watch>),
         progress: Option<&UploadProgress>,
     ) -> Result<(Response<Incoming>, HyperConnection), SendFailure> {
         let mut connection = checkout.upstream;
@@ -314,7 +316,7 @@ impl Forwarder {
                 }
             }
         };
-        let outcome = wait_for_head(attempt, &upstream.progress, limit, suspect_after).await;
+        let outcome = wait_for_head(attempt, &upstream.progress, limit, watch).await;
         let upload_broken = progress.is_some_and(|p| p.broken());
         let upload_unfinished = progress.is_some_and(|p| !p.finished());
         match outcome {
@@ -325,7 +327,7 @@ impl Forwarder {
                 )))
             }
             Ok(Err(failure)) => Err(failure),
-            Err(Stalled::Suspected) => Err(SendFailure::Suspected),
+            Err(Stalled::Moved) => Err(SendFailure::Moved),
             Err(Stalled::Timeout) if upload_unfinished => {
                 Err(SendFailure::Client(ClientFault::SlowUpload))
             }

@@ -67,9 +67,10 @@ pub(super) enum SendFailure {
     Replica(TryFailure),
     /// The client's.
     Client(ClientFault),
-    /// The replica is suspected of making no progress: an idempotent request goes on to
-    /// the next candidate, uncharged (suspicion is not a failure count).
-    Suspected,
+    /// The replica is suspected of making no progress, or left rotation, while the
+    /// request waited: an idempotent request goes on to the next candidate, uncharged
+    /// (suspicion is not a failure count; a Down replica was charged by its heartbeats).
+    Moved,
 }
 
 impl From<hyper::Error> for SendFailure {

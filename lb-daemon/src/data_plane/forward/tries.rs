@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::Response;
 use lb_core::NodeId;
@@ -35,6 +35,9 @@ pub(crate) enum NoConnection {
     Queued(Box<Response<Body>>),
     /// The connect failed: charged; the next candidate may be tried.
     Failed,
+    /// The replica is suspected and another request took its half-open trial since the
+    /// candidates were chosen: nothing is sent or charged; the next candidate is tried.
+    Skipped,
 }
 
 impl<'a> Tries<'a> {
@@ -49,23 +52,24 @@ impl<'a> Tries<'a> {
         }
     }
 
-    /// Starts try number `attempt` (from 0) on `upstream` and takes a connection
+    /// Starts the next try on `upstream` and takes a connection
     /// to it from `pool`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn connect<C: Pooled>(
         &mut self,
         forwarder: &Forwarder,
         pool: &UpstreamPool<C>,
-        attempt: usize,
         name: &'a NodeId,
         upstream: &Upstream,
         in_flight: &mut InFlight,
         stages: &StageTimers,
     ) -> Result<Checkout<C>, NoConnection> {
-        if attempt > 0 {
+        if !upstream.progress.claim() {
+            return Err(NoConnection::Skipped);
+        }
+        if self.forwarded.tries > 0 {
             forwarder.metrics.retries.inc();
         }
-        self.forwarded.tries = attempt + 1;
+        self.forwarded.tries += 1;
         in_flight.at(&upstream.inflight);
         let routed = Instant::now();
         match pool.checkout(upstream.instance, upstream.addr).await {
@@ -87,10 +91,16 @@ impl<'a> Tries<'a> {
         }
     }
 
-    /// The replica answered: a replica with passive failures on record is told it
-    /// works again, and it is the one that served.
-    pub(crate) fn served(&mut self, forwarder: &Forwarder, name: &NodeId, upstream: &Upstream) {
-        upstream.progress.answered();
+    /// The replica answered, `waited` after the request went out: a replica with
+    /// passive failures on record is told it works again, and it is the one that served.
+    pub(crate) fn served(
+        &mut self,
+        forwarder: &Forwarder,
+        name: &NodeId,
+        upstream: &Upstream,
+        waited: Duration,
+    ) {
+        upstream.progress.answered(waited);
         if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
             forwarder.replicas.report_success(name, upstream.instance);
         }
@@ -115,10 +125,11 @@ impl<'a> Tries<'a> {
         in_flight.leave_replica();
     }
 
-    /// The replica was suspected of making no progress while the request waited on it:
-    /// not charged; the request leaves it (its connection is closed, not pooled).
-    pub(crate) fn suspected(&mut self, name: &'a NodeId, in_flight: &mut InFlight) {
-        tracing::debug!(replica = %name, "suspected replica; the request moves on");
+    /// The replica was suspected of making no progress, or left rotation, while the
+    /// request waited on it: not charged; the request leaves it (its connection is
+    /// closed, not pooled).
+    pub(crate) fn moved(&mut self, name: &'a NodeId, in_flight: &mut InFlight) {
+        tracing::debug!(replica = %name, "suspected or out of rotation; the request moves on");
         self.last = Some((name, TryFailure::Timeout));
         in_flight.leave_replica();
     }

@@ -140,17 +140,17 @@ impl Forwarder {
         let mut tries = Tries::new(request.access.take());
         let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
         let mut out: Vec<u8> = Vec::with_capacity(512);
-        for (attempt, &(name, upstream)) in targets.iter().flatten().enumerate() {
+        for &(name, upstream) in targets.iter().flatten() {
             let pool = &*self.lean_upstreams;
             let checkout = match tries
-                .connect(self, pool, attempt, name, upstream, &mut in_flight, stages)
+                .connect(self, pool, name, upstream, &mut in_flight, stages)
                 .await
             {
                 Ok(checkout) => checkout,
                 Err(NoConnection::Queued(answer)) => {
                     return reply_with(client, *answer, request.close, tries.forwarded).await;
                 }
-                Err(NoConnection::Failed) => continue,
+                Err(NoConnection::Failed | NoConnection::Skipped) => continue,
             };
             let mut connection = checkout.upstream;
             let mut reused = checkout.reused;
@@ -176,21 +176,19 @@ impl Forwarder {
                     }
                 }
             };
-            let suspect_after = settings.suspect_after.filter(|_| request.idempotent);
-            let waited = wait_for_head(
-                attempt,
-                &upstream.progress,
-                settings.try_timeout,
-                suspect_after,
-            )
-            .await;
+            let watch = request.idempotent.then(|| {
+                settings
+                    .suspicion
+                    .watch(&upstream.progress, settings.try_timeout)
+            });
+            let waited =
+                wait_for_head(attempt, &upstream.progress, settings.try_timeout, watch).await;
             let failed = match waited {
                 Ok(Ok(head)) => {
                     let answered = Instant::now();
-                    stages
-                        .response_head
-                        .observe((answered - sending).as_secs_f64());
-                    tries.served(self, name, upstream);
+                    let waited = answered - sending;
+                    stages.response_head.observe(waited.as_secs_f64());
+                    tries.served(self, name, upstream, waited);
                     let body_bytes = match head.framing {
                         Framing::Length(len) => Some(len),
                         Framing::Empty => Some(0),
@@ -220,9 +218,9 @@ impl Forwarder {
                 }
                 Ok(Err(TryError::Replica(failed))) => failed,
                 Err(Stalled::Timeout) => TryFailure::Timeout,
-                Err(Stalled::Suspected) => {
+                Err(Stalled::Moved) => {
                     // Uncharged; the connection is dropped (closed), not pooled.
-                    tries.suspected(name, &mut in_flight);
+                    tries.moved(name, &mut in_flight);
                     continue;
                 }
             };

@@ -227,8 +227,8 @@ impl Snapshot {
     }
 
     /// The node's upstream if it takes requests: in rotation, and not suspected of
-    /// making no progress (a suspected one takes its one half-open trial a second,
-    /// which this call may spend).
+    /// making no progress, or due for its half-open trial (spent only by the request
+    /// that is sent to it: `Progress::claim`).
     fn up<'a>(&'a self, node: &'a Node) -> Option<Target<'a>> {
         match self.upstreams.get(node.id()) {
             Some(upstream) if upstream.up && upstream.progress.admits() => {

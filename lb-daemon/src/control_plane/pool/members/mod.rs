@@ -454,9 +454,12 @@ impl Members {
             .iter()
             .filter_map(|(name, m)| {
                 m.instance.map(|i| {
+                    let up = m.health.is_up() && !m.respawning && !m.ejected;
+                    // Leaving rotation moves the requests waiting on it.
+                    m.progress.set_in_rotation(up);
                     let upstream = Upstream {
                         addr: i.addr,
-                        up: m.health.is_up() && !m.respawning && !m.ejected,
+                        up,
                         instance: i.id,
                         inflight: Arc::clone(&m.inflight),
                         passive_fails: Arc::clone(&m.passive_fails),

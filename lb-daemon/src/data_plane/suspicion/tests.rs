@@ -1,0 +1,151 @@
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use super::*;
+
+fn watch(every: Duration) -> Option<Watch> {
+    Some(Watch {
+        every,
+        suspect: true,
+    })
+}
+
+/// Keeps `peer` answering every 5 ms until aborted.
+fn chatter(peer: &Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    let answering = Arc::clone(peer);
+    tokio::spawn(async move {
+        loop {
+            answering.answered(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_silent_replica_is_suspected_only_while_others_answer() {
+    let pool = Arc::new(AtomicU64::new(0));
+    let hung = Progress::new(Arc::clone(&pool));
+    let peer = Arc::new(Progress::new(Arc::clone(&pool)));
+    let after = Duration::from_millis(50);
+    let never = std::future::pending::<()>;
+    // Nobody answers at all: a slow service, not a hung replica.
+    tokio::time::sleep(after).await;
+    let waited = wait_for_head(never(), &hung, 4 * after, watch(after)).await;
+    assert_eq!(waited, Err(Stalled::Timeout));
+    assert!(!hung.is_suspected());
+    // A peer keeps answering: the silent one is suspected at the next check.
+    let chatter = chatter(&peer);
+    let waited = wait_for_head(never(), &hung, Duration::from_secs(5), watch(after)).await;
+    chatter.abort();
+    assert_eq!(waited, Err(Stalled::Moved));
+    assert!(hung.is_suspected() && !peer.is_suspected());
+    // No request goes to it; a second later one trial does, then none again. Routing
+    // looking at it does not spend the trial; only the request sent to it does.
+    assert!(!hung.admits() && !hung.claim());
+    tokio::time::sleep(Duration::from_millis(TRIAL_EVERY_MS)).await;
+    assert!(hung.admits() && hung.admits());
+    assert!(hung.claim());
+    assert!(!hung.admits() && !hung.claim());
+    // An answer clears suspicion.
+    hung.answered(Duration::from_millis(1));
+    assert!(!hung.is_suspected() && hung.admits() && hung.claim() && hung.claim());
+    // Without a watch only the try timeout ends a wait.
+    let done = wait_for_head(async { 7 }, &hung, Duration::from_secs(1), None).await;
+    assert_eq!(done, Ok(7));
+    let late = wait_for_head(never(), &hung, after, None).await;
+    assert_eq!(late, Err(Stalled::Timeout));
+}
+
+#[tokio::test]
+async fn a_request_sent_before_the_last_answer_moves_when_the_replica_is_suspected() {
+    // The replica answered after `early` went out (so `early` alone never suspects
+    // it), then froze; a later request suspects it, and `early` leaves at once rather
+    // than at its own next check.
+    let pool = Arc::new(AtomicU64::new(0));
+    let frozen = Arc::new(Progress::new(Arc::clone(&pool)));
+    let peer = Arc::new(Progress::new(Arc::clone(&pool)));
+    let chatter = chatter(&peer);
+    let slow_checks = watch(Duration::from_secs(3));
+    let early = {
+        let frozen = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let waited = wait_for_head(
+                std::future::pending::<()>(),
+                &frozen,
+                Duration::from_secs(20),
+                slow_checks,
+            )
+            .await;
+            (waited, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    frozen.answered(Duration::from_millis(1));
+    // `early` passes its first check (the replica answered since it went out).
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(
+        !early.is_finished(),
+        "a replica that answered was given up on"
+    );
+    let late = wait_for_head(
+        std::future::pending::<()>(),
+        &frozen,
+        Duration::from_secs(20),
+        watch(Duration::from_millis(50)),
+    )
+    .await;
+    assert_eq!(late, Err(Stalled::Moved));
+    let (waited, elapsed) = early.await.unwrap();
+    chatter.abort();
+    assert_eq!(waited, Err(Stalled::Moved));
+    // Moved with the suspicion (about 3.2 s in), not at its next check (6 s).
+    assert!(elapsed < Duration::from_millis(5000), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_replica_leaving_rotation_moves_its_waiting_requests_even_without_suspicion() {
+    let pool = Arc::new(AtomicU64::new(0));
+    let down = Arc::new(Progress::new(Arc::clone(&pool)));
+    let only_moves = Some(Watch {
+        every: Duration::from_millis(20),
+        suspect: false,
+    });
+    let waiting = {
+        let down = Arc::clone(&down);
+        tokio::spawn(async move {
+            wait_for_head(
+                std::future::pending::<()>(),
+                &down,
+                Duration::from_secs(20),
+                only_moves,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    down.set_in_rotation(false);
+    let moved = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    assert_eq!(moved.unwrap().unwrap(), Err(Stalled::Moved));
+    assert!(!down.is_suspected(), "leaving rotation is not suspicion");
+}
+
+#[test]
+fn the_deadline_is_a_multiple_of_the_replicas_latency_with_a_floor() {
+    let progress = Progress::new(Arc::new(AtomicU64::new(0)));
+    let suspicion = Suspicion::default();
+    let try_timeout = Duration::from_secs(15);
+    let floor = Duration::from_millis(DEFAULT_FLOOR_MS);
+    assert_eq!(suspicion.deadline(&progress, try_timeout), floor);
+    progress.latency.sample(Duration::from_millis(1));
+    assert_eq!(suspicion.deadline(&progress, try_timeout), floor);
+    for _ in 0..50 {
+        progress.latency.sample(Duration::from_millis(200));
+    }
+    let slow = suspicion.deadline(&progress, try_timeout);
+    assert!(slow >= Duration::from_millis(600), "{slow:?}");
+    progress.latency.sample(Duration::from_secs(60));
+    assert_eq!(suspicion.deadline(&progress, try_timeout), try_timeout);
+}
