@@ -23,6 +23,8 @@ struct Fake {
     port: u16,
     healthy: Arc<AtomicBool>,
     hang: Arc<AtomicBool>,
+    /// Hold requests for paths under `/slow` unanswered (answer the rest).
+    hang_slow: Arc<AtomicBool>,
     /// "METHOD path" of every request but heartbeats, in arrival order.
     seen: Arc<Mutex<Vec<String>>>,
 }
@@ -35,18 +37,20 @@ impl Fake {
             port: listener.local_addr().unwrap().port(),
             healthy: Arc::new(AtomicBool::new(true)),
             hang: Arc::new(AtomicBool::new(false)),
+            hang_slow: Arc::new(AtomicBool::new(false)),
             seen: Arc::new(Mutex::new(Vec::new())),
         };
-        let (healthy, hang, seen) = (
+        let (healthy, hang, hang_slow, seen) = (
             Arc::clone(&fake.healthy),
             Arc::clone(&fake.hang),
+            Arc::clone(&fake.hang_slow),
             Arc::clone(&fake.seen),
         );
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let (healthy, hang, seen) =
-                    (Arc::clone(&healthy), Arc::clone(&hang), Arc::clone(&seen));
-                std::thread::spawn(move || serve(stream, name, &healthy, &hang, &seen));
+                let (healthy, seen) = (Arc::clone(&healthy), Arc::clone(&seen));
+                let hangs = [Arc::clone(&hang), Arc::clone(&hang_slow)];
+                std::thread::spawn(move || serve(stream, name, &healthy, &hangs, &seen));
             }
         });
         fake
@@ -70,11 +74,12 @@ impl Fake {
 }
 
 /// One connection: requests in a keep-alive loop (bodies by `content-length` only).
+/// `hangs`: hold every request; hold those under `/slow`.
 fn serve(
     stream: TcpStream,
     name: &str,
     healthy: &AtomicBool,
-    hang: &AtomicBool,
+    hangs: &[Arc<AtomicBool>; 2],
     seen: &Mutex<Vec<String>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -114,8 +119,12 @@ fn serve(
                 return; // closes: the heartbeat fails
             }
         } else {
+            let slow = request
+                .split(' ')
+                .nth(1)
+                .is_some_and(|p| p.starts_with("/slow"));
             seen.lock().unwrap().push(request);
-            if hang.load(Ordering::SeqCst) {
+            if hangs[0].load(Ordering::SeqCst) || (slow && hangs[1].load(Ordering::SeqCst)) {
                 // Holds the request unanswered until the peer goes away.
                 let _ = reader.read(&mut [0; 1]);
                 return;
@@ -153,12 +162,23 @@ fn daemon_over(fakes: &[&Fake], upstream: &str) -> Daemon {
     daemon
 }
 
-/// Sends `method path` with key `key` (and `body`); → (status, replica, elapsed).
+/// Sends `method /item` with key `key` (and `body`); → (status, replica, elapsed).
 fn send(daemon: &Daemon, method: &str, key: &str, body: &str) -> (u16, Option<String>, Duration) {
+    send_to(daemon, method, "/item", key, body)
+}
+
+/// Sends `method path` with key `key` (and `body`); → (status, replica, elapsed).
+fn send_to(
+    daemon: &Daemon,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> (u16, Option<String>, Duration) {
     let started = Instant::now();
     let request = ureq::http::Request::builder()
         .method(method)
-        .uri(daemon.url("/item"))
+        .uri(daemon.url(path))
         .header("x-lb-key", key)
         .body(body.to_string())
         .unwrap();
@@ -250,4 +270,81 @@ fn a_post_without_a_kept_body_is_never_sent_twice() {
     assert!(elapsed >= Duration::from_millis(2500), "{elapsed:?}");
     assert_eq!(a.seen("POST /item"), 1, "fake-a got the POST once");
     assert_eq!(b.seen("POST /item"), 0, "the POST was sent a second time");
+}
+
+/// The value of counter `name` in the daemon's `/metrics`.
+fn counter(daemon: &Daemon, name: &str) -> f64 {
+    let (_, text) = common::call("GET", &daemon.url("/metrics"), None);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// GETs on `key` every 10 ms until `stop`, asserting each succeeds.
+fn chatter(
+    daemon: &Arc<Daemon>,
+    key: String,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let (daemon, stop) = (Arc::clone(daemon), Arc::clone(stop));
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            assert_eq!(send(&daemon, "GET", &key, "").0, 200);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+#[test]
+fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
+    let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
+    let daemon = Arc::new(daemon_over(
+        &[&a, &b],
+        "[upstream]\ntry_timeout_ms = 5000\n",
+    ));
+    let key = key_owned_by(&daemon, "fake-a");
+    a.hang_slow.store(true, Ordering::SeqCst);
+    // fake-a keeps answering its other requests (so it is not suspected), and they
+    // fill the hedge budget (5 % of GETs).
+    let stop = Arc::new(AtomicBool::new(false));
+    let chatter = chatter(&daemon, key.clone(), &stop);
+    std::thread::sleep(Duration::from_millis(800));
+    let (status, replica, elapsed) = send_to(&daemon, "GET", "/slow", &key, "");
+    // A POST is never hedged: it waits out the try timeout on fake-a.
+    let (post, _, _) = send_to(&daemon, "POST", "/slow", &key, "x");
+    stop.store(true, Ordering::SeqCst);
+    chatter.join().unwrap();
+
+    assert_eq!((status, replica.as_deref()), (200, Some("fake-b")));
+    // At the 220 ms deadline floor, not at the 5 s try timeout.
+    assert!(
+        elapsed < Duration::from_millis(2000),
+        "hedged only after {elapsed:?}"
+    );
+    assert_eq!((a.seen("GET /slow"), b.seen("GET /slow")), (1, 1));
+    assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 1.0);
+    assert_eq!(counter(&daemon, "lb_hedges_won_total"), 1.0);
+    assert_eq!(counter(&daemon, "lb_hedges_lost_total"), 0.0);
+    assert_eq!(post, 504);
+    assert_eq!((a.seen("POST /slow"), b.seen("POST /slow")), (1, 0));
+}
+
+#[test]
+fn with_hedging_off_a_slow_get_stays_on_its_replica() {
+    let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
+    let daemon = Arc::new(daemon_over(
+        &[&a, &b],
+        "[upstream]\nhedge = false\ntry_timeout_ms = 1500\nretries = 0\n",
+    ));
+    let key = key_owned_by(&daemon, "fake-a");
+    a.hang_slow.store(true, Ordering::SeqCst);
+    let stop = Arc::new(AtomicBool::new(false));
+    let chatter = chatter(&daemon, key.clone(), &stop);
+    std::thread::sleep(Duration::from_millis(800));
+    let (status, _, _) = send_to(&daemon, "GET", "/slow", &key, "");
+    stop.store(true, Ordering::SeqCst);
+    chatter.join().unwrap();
+    assert_eq!(status, 504);
+    assert_eq!((a.seen("GET /slow"), b.seen("GET /slow")), (1, 0));
+    assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 0.0);
 }

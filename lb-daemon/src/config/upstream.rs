@@ -10,6 +10,9 @@
 //! suspect_latency_multiple = 3  # deadline: this × the replica's recent latency high end
 //!                             # (an idempotent request past it, on a replica that sent no
 //!                             # headers meanwhile while others did, suspects it and moves on)
+//! hedge = true                # a GET/HEAD past that deadline on a replica that answers others
+//!                             # also goes to the key's next replica; the first answer wins
+//! hedge_budget_percent = 5    # at most this share of GET/HEAD requests is hedged
 //! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
 //! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
 //! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
@@ -26,6 +29,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::rules::{ms, note, ranged};
+use crate::data_plane::hedge::{self, Hedging};
 use crate::data_plane::suspicion::{self, Suspicion};
 
 /// `[upstream]` as written.
@@ -42,6 +46,10 @@ pub struct UpstreamFile {
     pub suspect_after_ms: Option<u64>,
     /// Suspicion deadline as a multiple of the replica's recent latency high end.
     pub suspect_latency_multiple: Option<u64>,
+    /// Whether slow `GET`/`HEAD` requests are hedged on the key's next replica.
+    pub hedge: Option<bool>,
+    /// Share of `GET`/`HEAD` requests that may be hedged, percent.
+    pub hedge_budget_percent: Option<u64>,
     /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
     pub retry_body_bytes: Option<u64>,
     /// All request bodies buffered for retries at once, bytes.
@@ -75,6 +83,10 @@ pub struct Upstream {
     /// replicas did, suspects it and moves to the key's next replica. See
     /// `data_plane::suspicion`.
     pub suspicion: Suspicion,
+    /// Hedged `GET`/`HEAD` requests: past the same deadline on a replica that answers
+    /// others, also sent to the key's next replica (default on, budget 5 %). See
+    /// `data_plane::hedge`.
+    pub hedging: Hedging,
     /// Largest request body buffered for retries, bytes (default 1 MiB).
     pub retry_body_bytes: usize,
     /// All bodies buffered for retries at once, bytes (default 64 MiB).
@@ -109,6 +121,16 @@ impl UpstreamFile {
             )?,
             retries: ranged("upstream.retries", self.retries, 2, 0, 10)?,
             suspicion: suspicion(self.suspect_after_ms, self.suspect_latency_multiple)?,
+            hedging: Hedging {
+                enabled: self.hedge.unwrap_or(true),
+                budget_percent: ranged(
+                    "upstream.hedge_budget_percent",
+                    self.hedge_budget_percent,
+                    u64::from(hedge::DEFAULT_BUDGET_PERCENT),
+                    1,
+                    100,
+                )?,
+            },
             try_timeout: ms(
                 "upstream.try_timeout_ms",
                 self.try_timeout_ms,

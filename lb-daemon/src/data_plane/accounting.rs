@@ -9,6 +9,25 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::data_plane::connection::Busy;
 
+/// A hedge waiting on a replica: raises that replica's in-flight count until dropped
+/// (the request itself stays counted where its first try went).
+#[derive(Debug)]
+pub struct HedgeInFlight(Arc<AtomicUsize>);
+
+impl HedgeInFlight {
+    /// Counts one more request at the replica whose counter is `counter`.
+    pub fn at(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for HedgeInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One request in flight: raises `lb_in_flight_requests` from creation, and the
 /// chosen replica's in-flight count (which `/rm` drains) from [`InFlight::at`], until
 /// dropped. The guard moves into the response body, so a request stays in flight

@@ -21,6 +21,7 @@ pub mod connection;
 pub mod forward;
 pub mod h1;
 pub mod headers;
+pub mod hedge;
 pub mod hyper_connection;
 pub mod key;
 pub mod listener;

@@ -9,6 +9,9 @@
 //! | `lb_retries_total` | counter | — |
 //! | `lb_in_flight_requests` | gauge | — |
 //! | `lb_replica_up` | gauge (1 Up, 0 Down) | `replica` |
+//! | `lb_replica_suspected` | gauge (1 suspected of making no progress) | `replica` |
+//! | `lb_moved_requests_total` | counter | — (waiting requests moved off a suspected or out-of-rotation replica, uncharged) |
+//! | `lb_hedges_sent_total`, `lb_hedges_won_total`, `lb_hedges_lost_total` | counter | — (hedged requests; won: the hedge answered first) |
 //! | `lb_respawns_total` | counter | — |
 //! | `lb_ring_nodes` | gauge | — |
 //! | `lb_admin_calls_total` | counter | `endpoint`, `status` |
@@ -160,6 +163,12 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Replica health, set at scrape time.
     pub replica_up: Family<ReplicaLabels, Gauge>,
+    /// Replicas suspected of making no progress, set at scrape time.
+    pub replica_suspected: Family<ReplicaLabels, Gauge>,
+    /// Waiting requests moved off a suspected or out-of-rotation replica.
+    pub moved: Counter,
+    /// Hedges sent, and how they ended.
+    pub hedges: Hedges,
     /// Replicas respawned.
     pub respawns: Counter,
     /// Nodes on the ring, set at scrape time.
@@ -181,6 +190,17 @@ fn latency_histogram() -> Histogram {
 /// 25 µs to 3.3 s: stages are often far below a millisecond.
 fn stage_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
+}
+
+/// Hedged requests (`upstream.hedge`).
+#[derive(Debug, Default)]
+pub struct Hedges {
+    /// Second tries sent to the key's next replica after the first passed its deadline.
+    pub sent: Counter,
+    /// Hedges whose replica answered first.
+    pub won: Counter,
+    /// Hedges the first try beat.
+    pub lost: Counter,
 }
 
 /// The status classes `lb_requests_total` uses.
@@ -206,6 +226,9 @@ impl Metrics {
         let in_flight = Gauge::default();
         let replica_up = Family::<ReplicaLabels, Gauge>::default();
         let respawns = Counter::default();
+        let replica_suspected = Family::<ReplicaLabels, Gauge>::default();
+        let moved = Counter::default();
+        let hedges = Hedges::default();
         let ring_nodes = Gauge::default();
         let admin_calls = Family::<AdminLabels, Counter>::default();
         registry.register(
@@ -242,6 +265,31 @@ impl Metrics {
             "lb_replica_up",
             "1 when the replica is in rotation, 0 when Down",
             replica_up.clone(),
+        );
+        registry.register(
+            "lb_replica_suspected",
+            "1 when the replica is suspected of making no progress (it stays Up)",
+            replica_suspected.clone(),
+        );
+        registry.register(
+            "lb_moved_requests",
+            "Waiting requests moved off a suspected or out-of-rotation replica",
+            moved.clone(),
+        );
+        registry.register(
+            "lb_hedges_sent",
+            "Hedges: second tries on the next replica after the first passed its deadline",
+            hedges.sent.clone(),
+        );
+        registry.register(
+            "lb_hedges_won",
+            "Hedges answered before the first try",
+            hedges.won.clone(),
+        );
+        registry.register(
+            "lb_hedges_lost",
+            "Hedges the first try beat",
+            hedges.lost.clone(),
         );
         registry.register(
             "lb_respawns",
@@ -298,6 +346,9 @@ impl Metrics {
             retries,
             in_flight,
             replica_up,
+            replica_suspected,
+            moved,
+            hedges,
             respawns,
             ring_nodes,
             admin_calls,
@@ -391,12 +442,17 @@ impl Metrics {
     /// The OpenMetrics text, with the gauges that mirror `snapshot` brought up to date.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         self.replica_up.clear();
+        self.replica_suspected.clear();
         for (name, upstream) in &snapshot.upstreams {
+            let labels = ReplicaLabels {
+                replica: name.to_string(),
+            };
             self.replica_up
-                .get_or_create(&ReplicaLabels {
-                    replica: name.to_string(),
-                })
+                .get_or_create(&labels)
                 .set(i64::from(upstream.up));
+            self.replica_suspected
+                .get_or_create(&labels)
+                .set(i64::from(upstream.progress.is_suspected()));
         }
         self.ring_nodes.set(snapshot.ring.len() as i64);
         let mut text = String::new();

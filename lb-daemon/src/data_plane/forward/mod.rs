@@ -29,6 +29,7 @@ use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::h1::RawConnection;
 use crate::data_plane::headers::{self, is_upgrade};
+use crate::data_plane::hedge::{HedgeBudget, Hedging};
 use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
@@ -70,6 +71,8 @@ pub struct ProxySettings {
     /// Suspicion of a replica that makes no progress, and its adaptive deadline
     /// (`upstream.suspect_after_ms`, `upstream.suspect_latency_multiple`).
     pub suspicion: Suspicion,
+    /// Hedged `GET`/`HEAD` requests (`upstream.hedge`, `upstream.hedge_budget_percent`).
+    pub hedging: Hedging,
     /// Bodies of known length up to this size, bytes, are buffered so they can be retried.
     pub retry_body_bytes: usize,
     /// Deadline for reading a body that is buffered for retries.
@@ -91,6 +94,8 @@ pub struct Forwarder {
     pub settings: Arc<ArcSwap<ProxySettings>>,
     /// Memory budget of bodies held for retries.
     pub retry_budget: Arc<RetryBudget>,
+    /// This worker's hedge budget.
+    pub hedge_budget: Arc<HedgeBudget>,
     /// Retries and failures.
     pub metrics: Arc<Metrics>,
 }
@@ -253,7 +258,7 @@ impl Forwarder {
                     return (response, tries.forwarded);
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
-                Err(SendFailure::Moved) => tries.moved(name, &mut in_flight),
+                Err(SendFailure::Moved) => tries.moved(self, name, &mut in_flight),
                 Err(SendFailure::Stale) => {
                     tries.stale(name, &mut in_flight);
                     if !idempotent {

@@ -118,18 +118,42 @@ impl<'a> Tries<'a> {
         failure: TryFailure,
         in_flight: &mut InFlight,
     ) {
+        self.charge(forwarder, name, upstream, failure);
+        in_flight.leave_replica();
+    }
+
+    /// A try failed by the replica's fault (a hedge's, or one a hedge outran):
+    /// charged to it, the request's counts untouched.
+    pub(crate) fn charge(
+        &mut self,
+        forwarder: &Forwarder,
+        name: &'a NodeId,
+        upstream: &Upstream,
+        failure: TryFailure,
+    ) {
         tracing::warn!(replica = %name, addr = %upstream.addr, failure = ?failure, "try failed");
         upstream.metrics.failure(failure.kind()).inc();
         forwarder.replicas.report_failure(name, upstream.instance);
         self.last = Some((name, failure));
-        in_flight.leave_replica();
+    }
+
+    /// A hedge went to the next candidate: one more try, counted as a retry.
+    pub(crate) fn hedged(&mut self, forwarder: &Forwarder) {
+        forwarder.metrics.retries.inc();
+        self.forwarded.tries += 1;
     }
 
     /// The replica was suspected of making no progress, or left rotation, while the
     /// request waited on it: not charged; the request leaves it (its connection is
     /// closed, not pooled).
-    pub(crate) fn moved(&mut self, name: &'a NodeId, in_flight: &mut InFlight) {
+    pub(crate) fn moved(
+        &mut self,
+        forwarder: &Forwarder,
+        name: &'a NodeId,
+        in_flight: &mut InFlight,
+    ) {
         tracing::debug!(replica = %name, "suspected or out of rotation; the request moves on");
+        forwarder.metrics.moved.inc();
         self.last = Some((name, TryFailure::Timeout));
         in_flight.leave_replica();
     }

@@ -5,14 +5,15 @@
 //!
 //! [`RequestHead::write_upstream_head`]: crate::data_plane::h1::request::RequestHead::write_upstream_head
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use hyper::Response;
 use lb_core::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::WriteHalf;
 
-use crate::data_plane::accounting::InFlight;
+use crate::data_plane::accounting::{HedgeInFlight, InFlight};
 use crate::data_plane::forward::{
     Forwarded, Forwarder, NoConnection, ProxySettings, Tries, TryFailure, exhausted,
 };
@@ -22,7 +23,8 @@ use crate::data_plane::h1::response::{self, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
-use crate::data_plane::suspicion::{Stalled, wait_for_head};
+use crate::data_plane::suspicion::{Stalled, Waited, wait_or_hedge};
+use crate::data_plane::upstream_pool::{Checkout, ConnectError};
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::StageTimers;
 
@@ -43,6 +45,8 @@ pub struct LeanRequest {
     pub head_request: bool,
     /// The method may be sent twice.
     pub idempotent: bool,
+    /// A `GET`/`HEAD` with hedging on: it may go to a second replica at once.
+    pub hedgeable: bool,
     /// The client asked to close after this request.
     pub close: bool,
     /// Its access-log entry, when the access log is on.
@@ -79,6 +83,20 @@ enum TryError {
     Stale,
     /// The replica's fault.
     Replica(TryFailure),
+    /// A hedge found the replica at its connection cap: nobody's fault.
+    Busy,
+}
+
+/// A try's response head, with what the relay goes on with.
+struct Answer {
+    head: ResponseHead,
+    connection: RawConnection,
+    /// The bytes read so far (the head, maybe some of the body).
+    buf: Vec<u8>,
+    /// The client's response head.
+    out: Vec<u8>,
+    /// From sending to the response head.
+    waited: Duration,
 }
 
 /// The body left to relay.
@@ -128,6 +146,8 @@ impl BodyLeft {
 impl Forwarder {
     /// Forwards `request` to the key's candidates `targets` in order and relays the
     /// answer to `client`. `in_flight` counts the request until the response is done.
+    /// A hedgeable request still unanswered at its replica's deadline also goes to the
+    /// next candidate (see [`hedge`](crate::data_plane::hedge)).
     pub async fn exchange(
         &self,
         mut request: LeanRequest,
@@ -138,9 +158,11 @@ impl Forwarder {
         stages: &StageTimers,
     ) -> Exchanged {
         let mut tries = Tries::new(request.access.take());
-        let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
-        let mut out: Vec<u8> = Vec::with_capacity(512);
-        for &(name, upstream) in targets.iter().flatten() {
+        if request.hedgeable {
+            self.hedge_budget.earn(settings.hedging.budget_percent);
+        }
+        let mut candidates = targets.iter().flatten();
+        while let Some(&(name, upstream)) = candidates.next() {
             let pool = &*self.lean_upstreams;
             let checkout = match tries
                 .connect(self, pool, name, upstream, &mut in_flight, stages)
@@ -152,85 +174,194 @@ impl Forwarder {
                 }
                 Err(NoConnection::Failed | NoConnection::Skipped) => continue,
             };
-            let mut connection = checkout.upstream;
-            let mut reused = checkout.reused;
-            let replica = upstream.name_header.as_bytes();
-            let sending = Instant::now();
-            let attempt = async {
-                loop {
-                    buf.clear();
-                    out.clear();
-                    match send(&mut connection, &request, replica, &mut buf, &mut out).await {
-                        Ok(head) => return Ok(head),
-                        Err(Sent::NothingBack) if reused && request.idempotent => {
-                            reused = false;
-                            self.lean_upstreams
-                                .reconnect(&mut connection, upstream.addr)
-                                .await
-                                .map_err(|_| TryError::Replica(TryFailure::Connect))?;
-                        }
-                        Err(Sent::NothingBack) if reused => return Err(TryError::Stale),
-                        Err(Sent::NothingBack | Sent::Broken) => {
-                            return Err(TryError::Replica(TryFailure::Reset));
-                        }
-                    }
-                }
-            };
             let watch = request.idempotent.then(|| {
                 settings
                     .suspicion
                     .watch(&upstream.progress, settings.try_timeout)
             });
-            let waited =
-                wait_for_head(attempt, &upstream.progress, settings.try_timeout, watch).await;
-            let failed = match waited {
-                Ok(Ok(head)) => {
-                    let answered = Instant::now();
-                    let waited = answered - sending;
-                    stages.response_head.observe(waited.as_secs_f64());
-                    tries.served(self, name, upstream, waited);
-                    let body_bytes = match head.framing {
-                        Framing::Length(len) => Some(len),
-                        Framing::Empty => Some(0),
-                        Framing::Chunked | Framing::UntilClose => None,
-                    };
-                    let ending = self
-                        .relay(
-                            head, connection, upstream, &request, &mut buf, &mut out, client,
-                        )
-                        .await;
-                    stages
-                        .response_body
-                        .observe(answered.elapsed().as_secs_f64());
-                    return Exchanged {
-                        ending,
-                        status: head.status,
-                        body_bytes,
-                        forwarded: tries.forwarded,
-                    };
-                }
-                Ok(Err(TryError::Stale)) => {
+            let next = candidates.clone().next().copied();
+            let hedge = next
+                .filter(|_| request.hedgeable)
+                .map(|(_, next)| || self.start_hedge(next, &request));
+            let first = self.lean_try(checkout, upstream, &request);
+            let waited = wait_or_hedge(
+                first,
+                &upstream.progress,
+                settings.try_timeout,
+                watch,
+                hedge,
+            )
+            .await;
+            let (answer, name, upstream) = match waited {
+                Ok(Waited::Alone(Ok(answer))) => (answer, name, upstream),
+                Ok(Waited::Alone(Err(TryError::Stale))) => {
                     tries.stale(name, &mut in_flight);
                     if !request.idempotent {
                         break;
                     }
                     continue;
                 }
-                Ok(Err(TryError::Replica(failed))) => failed,
-                Err(Stalled::Timeout) => TryFailure::Timeout,
+                Ok(Waited::Alone(Err(TryError::Replica(failed)))) => {
+                    tries.failed(self, name, upstream, failed, &mut in_flight);
+                    if !(failed == TryFailure::Connect || request.idempotent) {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Waited::Alone(Err(TryError::Busy))) => {
+                    in_flight.leave_replica();
+                    continue;
+                }
+                Ok(Waited::Hedged { first, hedge }) => {
+                    // The hedge took the next candidate.
+                    let Some((next_name, next)) = candidates.next().copied() else {
+                        break;
+                    };
+                    tries.hedged(self);
+                    let hedges = &self.metrics.hedges;
+                    match (first, hedge) {
+                        (Some(Ok(answer)), hedge) => {
+                            hedges.lost.inc();
+                            if let Some(Err(TryError::Replica(failed))) = hedge {
+                                tries.charge(self, next_name, next, failed);
+                            }
+                            (answer, name, upstream)
+                        }
+                        (first, Some(Ok(answer))) => {
+                            hedges.won.inc();
+                            if let Some(Err(TryError::Replica(failed))) = first {
+                                tries.charge(self, name, upstream, failed);
+                            }
+                            in_flight.at(&next.inflight);
+                            (answer, next_name, next)
+                        }
+                        (first, hedge) => {
+                            for (name, upstream, failed) in
+                                [(name, upstream, first), (next_name, next, hedge)]
+                            {
+                                if let Some(Err(TryError::Replica(failed))) = failed {
+                                    tries.charge(self, name, upstream, failed);
+                                }
+                            }
+                            in_flight.leave_replica();
+                            continue;
+                        }
+                    }
+                }
+                Err(Stalled::Timeout) => {
+                    tries.failed(self, name, upstream, TryFailure::Timeout, &mut in_flight);
+                    if !request.idempotent {
+                        break;
+                    }
+                    continue;
+                }
                 Err(Stalled::Moved) => {
                     // Uncharged; the connection is dropped (closed), not pooled.
-                    tries.moved(name, &mut in_flight);
+                    tries.moved(self, name, &mut in_flight);
                     continue;
                 }
             };
-            tries.failed(self, name, upstream, failed, &mut in_flight);
-            if !(failed == TryFailure::Connect || request.idempotent) {
-                break;
-            }
+            let Answer {
+                head,
+                connection,
+                mut buf,
+                mut out,
+                waited,
+            } = answer;
+            let answered = Instant::now();
+            stages.response_head.observe(waited.as_secs_f64());
+            tries.served(self, name, upstream, waited);
+            let body_bytes = match head.framing {
+                Framing::Length(len) => Some(len),
+                Framing::Empty => Some(0),
+                Framing::Chunked | Framing::UntilClose => None,
+            };
+            let ending = self
+                .relay(
+                    head, connection, upstream, &request, &mut buf, &mut out, client,
+                )
+                .await;
+            stages
+                .response_body
+                .observe(answered.elapsed().as_secs_f64());
+            return Exchanged {
+                ending,
+                status: head.status,
+                body_bytes,
+                forwarded: tries.forwarded,
+            };
         }
         let answer = exhausted(tries.last, settings);
         reply_with(client, answer, request.close, tries.forwarded).await
+    }
+
+    /// One try of `request` on `checkout`, to `upstream`: its response head, with the
+    /// connection and buffers the relay goes on with. A pooled connection the replica
+    /// had closed is replaced once for an idempotent request.
+    async fn lean_try(
+        &self,
+        checkout: Checkout<RawConnection>,
+        upstream: &Upstream,
+        request: &LeanRequest,
+    ) -> Result<Answer, TryError> {
+        let mut connection = checkout.upstream;
+        let mut reused = checkout.reused;
+        let replica = upstream.name_header.as_bytes();
+        let mut buf: Vec<u8> = Vec::with_capacity(SMALL_BUFFER);
+        let mut out: Vec<u8> = Vec::with_capacity(512);
+        let sending = Instant::now();
+        loop {
+            buf.clear();
+            out.clear();
+            match send(&mut connection, request, replica, &mut buf, &mut out).await {
+                Ok(head) => {
+                    return Ok(Answer {
+                        head,
+                        connection,
+                        buf,
+                        out,
+                        waited: sending.elapsed(),
+                    });
+                }
+                Err(Sent::NothingBack) if reused && request.idempotent => {
+                    reused = false;
+                    self.lean_upstreams
+                        .reconnect(&mut connection, upstream.addr)
+                        .await
+                        .map_err(|_| TryError::Replica(TryFailure::Connect))?;
+                }
+                Err(Sent::NothingBack) if reused => return Err(TryError::Stale),
+                Err(Sent::NothingBack | Sent::Broken) => {
+                    return Err(TryError::Replica(TryFailure::Reset));
+                }
+            }
+        }
+    }
+
+    /// The hedge of `request` on `next`, if its budget and `next` allow one now: a
+    /// connection from this worker's pool and a [`Forwarder::lean_try`], counted in
+    /// `next`'s in-flight while it runs.
+    fn start_hedge<'r>(
+        &'r self,
+        next: &'r Upstream,
+        request: &'r LeanRequest,
+    ) -> Option<impl Future<Output = Result<Answer, TryError>> + 'r> {
+        if !next.progress.admits() || !self.hedge_budget.spend() || !next.progress.claim() {
+            return None;
+        }
+        self.metrics.hedges.sent.inc();
+        Some(async move {
+            let _counted = HedgeInFlight::at(&next.inflight);
+            let checkout = self
+                .lean_upstreams
+                .checkout(next.instance, next.addr)
+                .await
+                .map_err(|e| match e {
+                    ConnectError::QueueTimeout { .. } => TryError::Busy,
+                    _ => TryError::Replica(TryFailure::Connect),
+                })?;
+            self.lean_try(checkout, next, request).await
+        })
     }
 
     /// Writes the response head and relays the body as `framing` says; the

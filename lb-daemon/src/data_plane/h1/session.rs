@@ -289,6 +289,7 @@ fn plan<'s>(
         bytes,
         head_request: head.method == "HEAD",
         idempotent: head.idempotent(),
+        hedgeable: settings.hedging.enabled && matches!(head.method, "GET" | "HEAD"),
         close: head.close,
         access: settings.access_log.then(|| {
             AccessEntry::new(head.method, head.target, key.as_deref().unwrap_or_default())

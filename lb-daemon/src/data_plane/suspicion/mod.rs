@@ -31,7 +31,7 @@ mod latency;
 mod wait;
 
 pub use latency::Latency;
-pub use wait::{Stalled, Watch, wait_for_head};
+pub use wait::{Stalled, Waited, Watch, wait_for_head, wait_or_hedge};
 
 /// How often a suspected replica gets one request as a trial, ms (the default
 /// heartbeat interval).

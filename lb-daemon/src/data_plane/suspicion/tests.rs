@@ -28,7 +28,7 @@ async fn a_silent_replica_is_suspected_only_while_others_answer() {
     let hung = Progress::new(Arc::clone(&pool));
     let peer = Arc::new(Progress::new(Arc::clone(&pool)));
     let after = Duration::from_millis(50);
-    let never = std::future::pending::<()>;
+    let never = std::future::pending::<Result<(), ()>>;
     // Nobody answers at all: a slow service, not a hung replica.
     tokio::time::sleep(after).await;
     let waited = wait_for_head(never(), &hung, 4 * after, watch(after)).await;
@@ -51,8 +51,14 @@ async fn a_silent_replica_is_suspected_only_while_others_answer() {
     hung.answered(Duration::from_millis(1));
     assert!(!hung.is_suspected() && hung.admits() && hung.claim() && hung.claim());
     // Without a watch only the try timeout ends a wait.
-    let done = wait_for_head(async { 7 }, &hung, Duration::from_secs(1), None).await;
-    assert_eq!(done, Ok(7));
+    let done = wait_for_head(
+        async { Ok::<_, ()>(7) },
+        &hung,
+        Duration::from_secs(1),
+        None,
+    )
+    .await;
+    assert_eq!(done, Ok(Ok(7)));
     let late = wait_for_head(never(), &hung, after, None).await;
     assert_eq!(late, Err(Stalled::Timeout));
 }
@@ -72,7 +78,7 @@ async fn a_request_sent_before_the_last_answer_moves_when_the_replica_is_suspect
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let waited = wait_for_head(
-                std::future::pending::<()>(),
+                std::future::pending::<Result<(), ()>>(),
                 &frozen,
                 Duration::from_secs(20),
                 slow_checks,
@@ -90,7 +96,7 @@ async fn a_request_sent_before_the_last_answer_moves_when_the_replica_is_suspect
         "a replica that answered was given up on"
     );
     let late = wait_for_head(
-        std::future::pending::<()>(),
+        std::future::pending::<Result<(), ()>>(),
         &frozen,
         Duration::from_secs(20),
         watch(Duration::from_millis(50)),
@@ -116,7 +122,7 @@ async fn a_replica_leaving_rotation_moves_its_waiting_requests_even_without_susp
         let down = Arc::clone(&down);
         tokio::spawn(async move {
             wait_for_head(
-                std::future::pending::<()>(),
+                std::future::pending::<Result<(), ()>>(),
                 &down,
                 Duration::from_secs(20),
                 only_moves,
@@ -148,4 +154,77 @@ fn the_deadline_is_a_multiple_of_the_replicas_latency_with_a_floor() {
     assert!(slow >= Duration::from_millis(600), "{slow:?}");
     progress.latency.sample(Duration::from_secs(60));
     assert_eq!(suspicion.deadline(&progress, try_timeout), try_timeout);
+}
+
+#[tokio::test]
+async fn a_hedge_starts_at_the_deadline_of_a_replica_that_answers_others_and_the_first_answer_wins()
+{
+    let pool = Arc::new(AtomicU64::new(0));
+    let slow = Arc::new(Progress::new(Arc::clone(&pool)));
+    let chatter = chatter(&slow); // it answers its other requests: not stalled
+    let every = Duration::from_millis(50);
+    let limit = Duration::from_secs(5);
+    let sleep = |ms: u64, out: Result<u32, u32>| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        out
+    };
+    // Answered before the deadline: no hedge is started.
+    let quick = wait_or_hedge(
+        sleep(10, Ok(1)),
+        &slow,
+        limit,
+        watch(every),
+        Some(|| -> Option<std::future::Pending<Result<u32, u32>>> { panic!("hedged") }),
+    )
+    .await;
+    assert!(matches!(quick, Ok(Waited::Alone(Ok(1)))), "{quick:?}");
+    // Slow: the hedge answers first; the first try is cancelled.
+    let won = wait_or_hedge(
+        sleep(2000, Ok(1)),
+        &slow,
+        limit,
+        watch(every),
+        Some(|| Some(sleep(10, Ok(2)))),
+    )
+    .await;
+    assert!(
+        matches!(
+            won,
+            Ok(Waited::Hedged {
+                first: None,
+                hedge: Some(Ok(2))
+            })
+        ),
+        "{won:?}"
+    );
+    // The hedge fails: the first try's answer still wins, with the failure reported.
+    let lost = wait_or_hedge(
+        sleep(200, Ok(1)),
+        &slow,
+        limit,
+        watch(every),
+        Some(|| Some(sleep(5, Err(9)))),
+    )
+    .await;
+    assert!(
+        matches!(
+            lost,
+            Ok(Waited::Hedged {
+                first: Some(Ok(1)),
+                hedge: Some(Err(9))
+            })
+        ),
+        "{lost:?}"
+    );
+    // Declined (over budget): the wait goes on alone.
+    let declined = wait_or_hedge(
+        sleep(120, Ok(1)),
+        &slow,
+        limit,
+        watch(every),
+        Some(|| None::<std::future::Ready<Result<u32, u32>>>),
+    )
+    .await;
+    chatter.abort();
+    assert!(matches!(declined, Ok(Waited::Alone(Ok(1)))), "{declined:?}");
 }

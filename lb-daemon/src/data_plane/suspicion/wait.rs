@@ -34,24 +34,68 @@ pub enum Stalled {
 ///
 /// # Errors
 /// [`Stalled`].
-pub async fn wait_for_head<T>(
-    attempt: impl Future<Output = T>,
+pub async fn wait_for_head<A, E>(
+    attempt: impl Future<Output = Result<A, E>>,
     progress: &Progress,
     try_timeout: Duration,
     watch: Option<Watch>,
-) -> Result<T, Stalled> {
+) -> Result<Result<A, E>, Stalled> {
+    let no_hedge = None::<fn() -> Option<std::future::Pending<Result<A, E>>>>;
+    match wait_or_hedge(attempt, progress, try_timeout, watch, no_hedge).await? {
+        Waited::Alone(out) => Ok(out),
+        // Without a hedge there is no race; kept total for the types' sake.
+        Waited::Hedged { first, hedge } => first.or(hedge).ok_or(Stalled::Timeout),
+    }
+}
+
+/// How a wait with a possible hedge ended.
+#[derive(Debug)]
+pub enum Waited<A, E> {
+    /// No hedge was sent: the try's own end.
+    Alone(Result<A, E>),
+    /// A hedge was sent: each try's end, `None` for the one cancelled because the
+    /// other answered first (both are `Some` only when both failed, or when one failed
+    /// and the other answered).
+    Hedged {
+        /// The first try's end.
+        first: Option<Result<A, E>>,
+        /// The hedge's end.
+        hedge: Option<Result<A, E>>,
+    },
+}
+
+/// [`wait_for_head`], and when the first check finds the replica making progress
+/// (not stalled, not out of rotation) but this request still unanswered, starts
+/// `hedge()` (if it gives a future: it may decline, e.g. over budget) and takes the
+/// first answer of the two; the other is dropped, which closes its connection. No
+/// check runs once hedged; `try_timeout` still bounds the whole wait.
+///
+/// # Errors
+/// [`Stalled`].
+pub async fn wait_or_hedge<A, E, H, F>(
+    attempt: impl Future<Output = Result<A, E>>,
+    progress: &Progress,
+    try_timeout: Duration,
+    watch: Option<Watch>,
+    mut hedge: Option<H>,
+) -> Result<Waited<A, E>, Stalled>
+where
+    H: FnOnce() -> Option<F>,
+    F: Future<Output = Result<A, E>>,
+{
     let deadline = tokio::time::Instant::now() + try_timeout;
     let mut attempt = std::pin::pin!(attempt);
     let Some(watch) = watch.filter(|w| !w.every.is_zero()) else {
         return tokio::time::timeout_at(deadline, attempt)
             .await
+            .map(Waited::Alone)
             .map_err(|_| Stalled::Timeout);
     };
     let sent_ms = now_ms();
     let mut check = tokio::time::Instant::now() + watch.every;
     // Most requests end here: the wake-up list is not touched before the deadline.
     tokio::select! {
-        out = &mut attempt => return Ok(out),
+        out = &mut attempt => return Ok(Waited::Alone(out)),
         () = tokio::time::sleep_until(check.min(deadline)) => {}
     }
     loop {
@@ -65,11 +109,47 @@ pub async fn wait_for_head<T>(
         if progress.gave_up_on(sent_ms) || (watch.suspect && progress.suspect_if_stalled(sent_ms)) {
             return Err(Stalled::Moved);
         }
+        if let Some(second) = hedge.take().and_then(|start| start()) {
+            return race(attempt, second, deadline).await;
+        }
         check += watch.every;
         tokio::select! {
-            out = &mut attempt => return Ok(out),
+            out = &mut attempt => return Ok(Waited::Alone(out)),
             () = tokio::time::sleep_until(check.min(deadline)) => {}
             () = &mut changed => {}
         }
     }
+}
+
+/// The first answer of `first` and `second`; a failure waits for the other.
+async fn race<A, E>(
+    first: impl Future<Output = Result<A, E>>,
+    second: impl Future<Output = Result<A, E>>,
+    deadline: tokio::time::Instant,
+) -> Result<Waited<A, E>, Stalled> {
+    let (mut first, mut second) = (std::pin::pin!(first), std::pin::pin!(second));
+    let (mut first_out, mut second_out) = (None, None);
+    while first_out.is_none() || second_out.is_none() {
+        tokio::select! {
+            out = &mut first, if first_out.is_none() => {
+                let answered = out.is_ok();
+                first_out = Some(out);
+                if answered {
+                    break;
+                }
+            }
+            out = &mut second, if second_out.is_none() => {
+                let answered = out.is_ok();
+                second_out = Some(out);
+                if answered {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Err(Stalled::Timeout),
+        }
+    }
+    Ok(Waited::Hedged {
+        first: first_out,
+        hedge: second_out,
+    })
 }
