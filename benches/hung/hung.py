@@ -85,7 +85,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load (default 30)")
     parser.add_argument("--fault-at", type=float, default=5.0, help="seconds into the load (default 5)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--suspect-after", type=int, default=0, help="upstream.suspect_after_ms (default 0: off)")
+    parser.add_argument("--suspect-after", type=int, default=None,
+                        help="upstream.suspect_after_ms (default: the daemon's, 220; 0: no suspicion)")
+    parser.add_argument("--hedge", choices=["on", "off"], default="on", help="upstream.hedge (default on)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lb-hung-"))
@@ -94,7 +96,9 @@ def main() -> None:
     config = work / "lb.toml"
     config.write_text(
         f'listen = "127.0.0.1:{port}"\nreplicas = 3\nstate_file = "{state}"\n'
-        f"[upstream]\nsuspect_after_ms = {args.suspect_after}\n"
+        "[upstream]\n"
+        + (f"suspect_after_ms = {args.suspect_after}\n" if args.suspect_after is not None else "")
+        + f"hedge = {'true' if args.hedge == 'on' else 'false'}\n"
     )
     log = open(work / "daemon.log", "w")
     daemon = subprocess.Popen(
@@ -146,6 +150,8 @@ def main() -> None:
         output, _ = wrk.communicate(timeout=args.duration + 60)
         stop.set()
         watcher.join(timeout=2)
+        with urllib.request.urlopen(url + "/metrics", timeout=2) as response:
+            metrics = response.read().decode()
     finally:
         stop.set()
         try:
@@ -163,12 +169,19 @@ def main() -> None:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     measured = latency(histogram, args.connections)
     print(
-        f"scenario {args.scenario}, suspect_after_ms {args.suspect_after}, "
+        f"scenario {args.scenario}, suspect_after_ms {args.suspect_after if args.suspect_after is not None else 'default'}, "
+        f"hedge {args.hedge}, "
         f"wrk -t1 -c{args.connections} -d{args.duration}s --timeout 10s, fault at {args.fault_at} s"
     )
     print(f"requests {requests.group(1) if requests else '?'}, non-2xx {non_2xx.group(1) if non_2xx else 0}, "
           f"socket errors {'/'.join(errors.groups()) if errors else '0/0/0/0'} (connect/read/write/timeout)")
     print("raw latency ms: " + ", ".join(f"{k} {v:.2f}" for k, v in measured.items() if k != "samples"))
+    counted = {}
+    for name in ("lb_hedges_sent_total", "lb_hedges_won_total", "lb_hedges_lost_total", "lb_moved_requests_total",
+                 "lb_retries_total"):
+        found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+        counted[name.removeprefix("lb_").removesuffix("_total")] = found.group(1) if found else "?"
+    print("counters: " + ", ".join(f"{k} {v}" for k, v in counted.items()))
     print("server2 in /status:")
     for line in timeline:
         print("  " + line)

@@ -340,6 +340,7 @@ fn proxy_settings(config: &Config) -> ProxySettings {
         try_timeout: config.upstream.try_timeout,
         suspicion: config.upstream.suspicion,
         hedging: config.upstream.hedging,
+        slow_paths: config.upstream.slow_paths.clone(),
         retry_body_bytes: config.upstream.retry_body_bytes,
         body_read_timeout: config.upstream.body_read_timeout,
         access_log: config.log.access,

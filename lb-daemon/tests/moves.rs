@@ -348,3 +348,26 @@ fn with_hedging_off_a_slow_get_stays_on_its_replica() {
     assert_eq!((a.seen("GET /slow"), b.seen("GET /slow")), (1, 0));
     assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 0.0);
 }
+
+#[test]
+fn a_slow_path_gets_its_own_try_timeout_and_is_never_hedged() {
+    let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
+    let daemon = Arc::new(daemon_over(
+        &[&a, &b],
+        "[upstream]\ntry_timeout_ms = 400\n[[upstream.slow_paths]]\nprefix = \"/slow\"\ntry_timeout_ms = 1500\n",
+    ));
+    let key = key_owned_by(&daemon, "fake-a");
+    a.hang_slow.store(true, Ordering::SeqCst);
+    let stop = Arc::new(AtomicBool::new(false));
+    let chatter = chatter(&daemon, key.clone(), &stop);
+    std::thread::sleep(Duration::from_millis(800));
+    let (status, replica, elapsed) = send_to(&daemon, "GET", "/slow", &key, "");
+    stop.store(true, Ordering::SeqCst);
+    chatter.join().unwrap();
+    // Neither hedged at the deadline nor cut at the 400 ms try timeout: it waited the
+    // slow path's 1.5 s on fake-a, then its retry went to fake-b.
+    assert_eq!((status, replica.as_deref()), (200, Some("fake-b")));
+    assert!(elapsed >= Duration::from_millis(1400), "{elapsed:?}");
+    assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 0.0);
+    assert_eq!((a.seen("GET /slow"), b.seen("GET /slow")), (1, 1));
+}

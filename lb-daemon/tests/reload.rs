@@ -145,6 +145,13 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "upstream.retries" => ("upstream", "retries = 0"),
         "upstream.try_timeout_ms" => ("upstream", "try_timeout_ms = 50"),
         "upstream.suspect_after_ms" => ("upstream", "suspect_after_ms = 0"),
+        "upstream.suspect_latency_multiple" => ("upstream", "suspect_latency_multiple = 7"),
+        "upstream.hedge" => ("upstream", "hedge = false"),
+        "upstream.hedge_budget_percent" => ("upstream", "hedge_budget_percent = 50"),
+        "upstream.slow_paths" => (
+            "upstream",
+            "slow_paths = [{ prefix = \"/r/\", try_timeout_ms = 50 }]",
+        ),
         "upstream.retry_body_bytes" => ("upstream", "retry_body_bytes = 0"),
         "upstream.retry_buffer_total_bytes" => ("upstream", "retry_buffer_total_bytes = 0"),
         "upstream.body_read_timeout_ms" => ("upstream", "body_read_timeout_ms = 50"),
@@ -171,7 +178,7 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
 }
 
 /// The keys a reload applies at once (the README says the same).
-const LIVE: [&str; 14] = [
+const LIVE: [&str; 18] = [
     "key",
     "algorithm",
     "maglev_table_size",
@@ -184,6 +191,10 @@ const LIVE: [&str; 14] = [
     "upstream.retries",
     "upstream.try_timeout_ms",
     "upstream.suspect_after_ms",
+    "upstream.suspect_latency_multiple",
+    "upstream.hedge",
+    "upstream.hedge_budget_percent",
+    "upstream.slow_paths",
     "upstream.retry_body_bytes",
     "upstream.body_read_timeout_ms",
 ];

@@ -376,6 +376,19 @@ mod tests {
     }
 
     #[test]
+    fn suspicion_and_hedging_default_on_and_turn_off() {
+        let defaults = Config::parse(CMD).unwrap().upstream;
+        assert!(defaults.suspicion.enabled && defaults.hedging.enabled);
+        assert_eq!(defaults.suspicion.floor, Duration::from_millis(220));
+        let off = Config::parse(&format!(
+            "{CMD}[upstream]\nsuspect_after_ms = 0\nhedge = false\n"
+        ))
+        .unwrap()
+        .upstream;
+        assert!(!off.suspicion.enabled && !off.hedging.enabled);
+    }
+
+    #[test]
     fn bad_values_are_named() {
         for (text, key) in [
             ("replicas = -1", "replicas"),
@@ -390,6 +403,22 @@ mod tests {
             ("[admin]\nmax_per_call = 0", "admin.max_per_call"),
             ("[runtime]\nkind = \"vm\"", "runtime.kind"),
             ("[runtime]\ncommand = []", "runtime.command"),
+            (
+                "[upstream]\nsuspect_latency_multiple = 0",
+                "upstream.suspect_latency_multiple",
+            ),
+            (
+                "[upstream]\nhedge_budget_percent = 101",
+                "upstream.hedge_budget_percent",
+            ),
+            (
+                "[[upstream.slow_paths]]\nprefix = \"reports\"\ntry_timeout_ms = 9",
+                "upstream.slow_paths.prefix",
+            ),
+            (
+                "[[upstream.slow_paths]]\nprefix = \"/r\"\ntry_timeout_ms = 0",
+                "upstream.slow_paths.try_timeout_ms",
+            ),
         ] {
             let err = Config::parse(&format!(
                 "{text}\n{}",

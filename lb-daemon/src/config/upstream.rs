@@ -13,6 +13,10 @@
 //! hedge = true                # a GET/HEAD past that deadline on a replica that answers others
 //!                             # also goes to the key's next replica; the first answer wins
 //! hedge_budget_percent = 5    # at most this share of GET/HEAD requests is hedged
+//!
+//! [[upstream.slow_paths]]     # long polls, reports: their own try timeout, and their
+//! prefix = "/reports/"        # slowness never suspects a replica nor hedges a request
+//! try_timeout_ms = 300000
 //! retry_body_bytes = 1048576  # bodies up to this size are buffered for retries
 //! retry_buffer_total_bytes = 67108864  # all bodies buffered for retries at once
 //! body_read_timeout_ms = 30000     # to read a body that is buffered for retries
@@ -30,6 +34,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::rules::{ms, note, ranged};
 use crate::data_plane::hedge::{self, Hedging};
+use crate::data_plane::slow_paths::SlowPath;
 use crate::data_plane::suspicion::{self, Suspicion};
 
 /// `[upstream]` as written.
@@ -50,6 +55,8 @@ pub struct UpstreamFile {
     pub hedge: Option<bool>,
     /// Share of `GET`/`HEAD` requests that may be hedged, percent.
     pub hedge_budget_percent: Option<u64>,
+    /// Paths with their own try timeout.
+    pub slow_paths: Vec<SlowPathFile>,
     /// Request bodies up to this size (bytes, known length) are buffered so they can be retried.
     pub retry_body_bytes: Option<u64>,
     /// All request bodies buffered for retries at once, bytes.
@@ -87,6 +94,8 @@ pub struct Upstream {
     /// others, also sent to the key's next replica (default on, budget 5 %). See
     /// `data_plane::hedge`.
     pub hedging: Hedging,
+    /// Paths with their own try timeout (at most 64; first matching prefix wins).
+    pub slow_paths: Vec<SlowPath>,
     /// Largest request body buffered for retries, bytes (default 1 MiB).
     pub retry_body_bytes: usize,
     /// All bodies buffered for retries at once, bytes (default 64 MiB).
@@ -121,6 +130,7 @@ impl UpstreamFile {
             )?,
             retries: ranged("upstream.retries", self.retries, 2, 0, 10)?,
             suspicion: suspicion(self.suspect_after_ms, self.suspect_latency_multiple)?,
+            slow_paths: slow_paths(self.slow_paths)?,
             hedging: Hedging {
                 enabled: self.hedge.unwrap_or(true),
                 budget_percent: ranged(
@@ -190,6 +200,51 @@ impl UpstreamFile {
             )?,
         })
     }
+}
+
+/// One `[[upstream.slow_paths]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowPathFile {
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Per-try deadline on this path, ms.
+    pub try_timeout_ms: u64,
+}
+
+/// Validates `[[upstream.slow_paths]]`: at most 64 entries, each prefix starting with
+/// `/`, each timeout between 1 ms and one hour.
+fn slow_paths(written: Vec<SlowPathFile>) -> Result<Vec<SlowPath>, ConfigError> {
+    if written.len() > 64 {
+        return Err(super::rules::invalid(
+            "upstream.slow_paths",
+            &written.len().to_string(),
+            "at most 64 entries",
+        ));
+    }
+    written
+        .into_iter()
+        .map(|entry| {
+            if !entry.prefix.starts_with('/') {
+                return Err(super::rules::invalid(
+                    "upstream.slow_paths.prefix",
+                    &entry.prefix,
+                    "must start with '/'",
+                ));
+            }
+            let try_timeout = ms(
+                "upstream.slow_paths.try_timeout_ms",
+                Some(entry.try_timeout_ms),
+                0,
+                1,
+                3_600_000,
+            )?;
+            Ok(SlowPath {
+                prefix: entry.prefix,
+                try_timeout,
+            })
+        })
+        .collect()
 }
 
 /// `suspect_after_ms` (0: off) and `suspect_latency_multiple`.

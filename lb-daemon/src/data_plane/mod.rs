@@ -6,7 +6,8 @@
 //! own latency histogram ([`worker`]). A request is keyed ([`key`]), routed on the
 //! routing [`snapshot`] loaded with arc-swap by its [`routing`] choice, and forwarded with
 //! retries and fault attribution ([`forward`]), giving up on a replica suspected of
-//! making no progress ([`suspicion`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
+//! making no progress or out of rotation ([`suspicion`]), hedging a slow `GET` on the
+//! key's next replica ([`hedge`]), with per-path try timeouts ([`slow_paths`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
 //! and counts ([`accounting`]) each have their module; [`reply`] holds the response
 //! bodies and the answer shapes the daemon writes itself. Common HTTP/1.1 requests take
 //! the lean path ([`h1`]); hyper serves the rest.
@@ -27,6 +28,7 @@ pub mod key;
 pub mod listener;
 pub mod reply;
 pub mod routing;
+pub mod slow_paths;
 pub mod snapshot;
 pub mod suspicion;
 pub mod tls;

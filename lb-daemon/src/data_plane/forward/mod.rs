@@ -33,6 +33,7 @@ use crate::data_plane::hedge::{HedgeBudget, Hedging};
 use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
+use crate::data_plane::slow_paths::{SlowPath, limits_for};
 use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::suspicion::{Stalled, Suspicion, Watch, wait_for_head};
 use crate::data_plane::tls::Https;
@@ -73,6 +74,9 @@ pub struct ProxySettings {
     pub suspicion: Suspicion,
     /// Hedged `GET`/`HEAD` requests (`upstream.hedge`, `upstream.hedge_budget_percent`).
     pub hedging: Hedging,
+    /// Paths with their own try timeout, never suspected or hedged for their slowness
+    /// (`[[upstream.slow_paths]]`).
+    pub slow_paths: Vec<SlowPath>,
     /// Bodies of known length up to this size, bytes, are buffered so they can be retried.
     pub retry_body_bytes: usize,
     /// Deadline for reading a body that is buffered for retries.
@@ -174,6 +178,7 @@ impl Forwarder {
         let method = parts.method;
         let uri = headers::origin_form(parts.uri);
         let idempotent = is_idempotent(&method);
+        let limits = limits_for(&settings.slow_paths, uri.path(), settings.try_timeout);
 
         let mut _reservation: Option<Reservation> = None;
         let mut body = match Prepared::prepare(
@@ -217,17 +222,14 @@ impl Forwarder {
             *request.headers_mut() = try_headers;
             let sending = Instant::now();
             // Moving to another replica needs a request that can be sent again.
-            let watch = (idempotent && body.replayable()).then(|| {
-                settings
-                    .suspicion
-                    .watch(&upstream.progress, settings.try_timeout)
-            });
+            let watch = (idempotent && body.replayable())
+                .then(|| settings.suspicion.watch(&upstream.progress, limits));
             let sent = self
                 .send(
                     checkout,
                     request,
                     upstream,
-                    (settings.try_timeout, watch),
+                    (limits.try_timeout, watch),
                     body.progress(),
                 )
                 .await;
@@ -273,7 +275,7 @@ impl Forwarder {
                 }
             }
         }
-        (exhausted(tries.last, &settings), tries.forwarded)
+        (exhausted(tries.last, limits.try_timeout), tries.forwarded)
     }
 
     /// One try on `checkout`. A pooled connection that the replica had already closed

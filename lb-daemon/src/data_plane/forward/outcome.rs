@@ -13,8 +13,6 @@ use crate::data_plane::upstream_pool::ConnectError;
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{FailureKind, ReplicaMetrics};
 
-use super::ProxySettings;
-
 /// What happened to a forwarded request: read by metrics and logs.
 #[derive(Debug, Default)]
 pub struct Forwarded {
@@ -80,10 +78,11 @@ impl From<hyper::Error> for SendFailure {
 }
 
 /// The answer when every try failed; `last` is the last try's replica and failure
-/// (`None`: no replica was Up). 503, 504 or 502 with a sentence naming the replica.
+/// (`None`: no replica was Up), `try_timeout` the request's per-try deadline. 503, 504
+/// or 502 with a sentence naming the replica.
 pub(crate) fn exhausted(
     last: Option<(&NodeId, TryFailure)>,
-    settings: &ProxySettings,
+    try_timeout: std::time::Duration,
 ) -> Response<Body> {
     match last {
         None => failure(
@@ -94,7 +93,7 @@ pub(crate) fn exhausted(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
                 "replica {replica} did not answer within {} ms",
-                settings.try_timeout.as_millis()
+                try_timeout.as_millis()
             ),
         ),
         Some((replica, TryFailure::Connect)) => failure(

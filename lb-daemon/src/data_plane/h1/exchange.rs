@@ -22,6 +22,7 @@ use crate::data_plane::h1::raw_connection::RawConnection;
 use crate::data_plane::h1::response::{self, Framing, Parsed, ResponseHead};
 use crate::data_plane::h1::splice::{self, SPLICE_AT_LEAST};
 use crate::data_plane::reply::Body;
+use crate::data_plane::slow_paths::TryLimits;
 use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::suspicion::{Stalled, Waited, wait_or_hedge};
 use crate::data_plane::upstream_pool::{Checkout, ConnectError};
@@ -45,8 +46,11 @@ pub struct LeanRequest {
     pub head_request: bool,
     /// The method may be sent twice.
     pub idempotent: bool,
-    /// A `GET`/`HEAD` with hedging on: it may go to a second replica at once.
+    /// A `GET`/`HEAD` with hedging on, not on a slow path: it may go to a second
+    /// replica at once.
     pub hedgeable: bool,
+    /// Its per-try deadline, and whether it is on a slow path.
+    pub limits: TryLimits,
     /// The client asked to close after this request.
     pub close: bool,
     /// Its access-log entry, when the access log is on.
@@ -174,11 +178,9 @@ impl Forwarder {
                 }
                 Err(NoConnection::Failed | NoConnection::Skipped) => continue,
             };
-            let watch = request.idempotent.then(|| {
-                settings
-                    .suspicion
-                    .watch(&upstream.progress, settings.try_timeout)
-            });
+            let watch = request
+                .idempotent
+                .then(|| settings.suspicion.watch(&upstream.progress, request.limits));
             let next = candidates.clone().next().copied();
             let hedge = next
                 .filter(|_| request.hedgeable)
@@ -187,7 +189,7 @@ impl Forwarder {
             let waited = wait_or_hedge(
                 first,
                 &upstream.progress,
-                settings.try_timeout,
+                request.limits.try_timeout,
                 watch,
                 hedge,
             )
@@ -291,7 +293,7 @@ impl Forwarder {
                 forwarded: tries.forwarded,
             };
         }
-        let answer = exhausted(tries.last, settings);
+        let answer = exhausted(tries.last, request.limits.try_timeout);
         reply_with(client, answer, request.close, tries.forwarded).await
     }
 

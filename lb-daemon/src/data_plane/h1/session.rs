@@ -37,6 +37,7 @@ use crate::data_plane::h1::request::{self, MAX_HEADERS, Parse, RequestHead};
 use crate::data_plane::h1::rewind::Rewind;
 use crate::data_plane::key::{KeyedRequest, request_key};
 use crate::data_plane::reply::failure;
+use crate::data_plane::slow_paths::limits_for;
 use crate::data_plane::snapshot::{Snapshot, Upstream};
 use crate::data_plane::worker::ProxyHandler;
 use crate::observe::access_log::AccessEntry;
@@ -285,11 +286,15 @@ fn plan<'s>(
     let mut targets = [None; MAX_TRIES];
     let key = request_key(&settings.key, &head, client.ip());
     let count = snapshot.choose(key.as_deref(), &mut targets[..tries]);
+    let limits = limits_for(&settings.slow_paths, head.path(), settings.try_timeout);
     let request = LeanRequest {
         bytes,
         head_request: head.method == "HEAD",
         idempotent: head.idempotent(),
-        hedgeable: settings.hedging.enabled && matches!(head.method, "GET" | "HEAD"),
+        hedgeable: settings.hedging.enabled
+            && !limits.slow
+            && matches!(head.method, "GET" | "HEAD"),
+        limits,
         close: head.close,
         access: settings.access_log.then(|| {
             AccessEntry::new(head.method, head.target, key.as_deref().unwrap_or_default())

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::data_plane::slow_paths::TryLimits;
+
 mod latency;
 mod wait;
 
@@ -89,11 +91,12 @@ impl Suspicion {
             .min(try_timeout)
     }
 
-    /// The watch of one movable (idempotent, replayable) request on `progress`.
-    pub fn watch(&self, progress: &Progress, try_timeout: Duration) -> Watch {
+    /// The watch of one movable (idempotent, replayable) request with `limits` on
+    /// `progress`: a request on a slow path never suspects its replica.
+    pub fn watch(&self, progress: &Progress, limits: TryLimits) -> Watch {
         Watch {
-            every: self.deadline(progress, try_timeout),
-            suspect: self.enabled,
+            every: self.deadline(progress, limits.try_timeout),
+            suspect: self.enabled && !limits.slow,
         }
     }
 }
