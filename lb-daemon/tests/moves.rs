@@ -295,26 +295,37 @@ fn chatter(
     })
 }
 
-#[test]
-fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
+/// Two fakes where fake-a holds `/slow` requests but answers its others, which a
+/// chatter keeps asking for 800 ms before and during `slow_requests` (so fake-a is not
+/// suspected and the GETs fill the hedge budget, 5 % of them). Returns the fakes, the
+/// daemon and what `slow_requests` returned.
+fn with_a_slow_path<T>(
+    upstream: &str,
+    slow_requests: impl FnOnce(&Daemon, &str) -> T,
+) -> (Fake, Fake, Arc<Daemon>, T) {
     let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
-    let daemon = Arc::new(daemon_over(
-        &[&a, &b],
-        "[upstream]\ntry_timeout_ms = 5000\n",
-    ));
+    let daemon = Arc::new(daemon_over(&[&a, &b], upstream));
     let key = key_owned_by(&daemon, "fake-a");
     a.hang_slow.store(true, Ordering::SeqCst);
-    // fake-a keeps answering its other requests (so it is not suspected), and they
-    // fill the hedge budget (5 % of GETs).
     let stop = Arc::new(AtomicBool::new(false));
     let chatter = chatter(&daemon, key.clone(), &stop);
     std::thread::sleep(Duration::from_millis(800));
-    let (status, replica, elapsed) = send_to(&daemon, "GET", "/slow", &key, "");
-    // A POST is never hedged: it waits out the try timeout on fake-a.
-    let (post, _, _) = send_to(&daemon, "POST", "/slow", &key, "x");
+    let out = slow_requests(&daemon, &key);
     stop.store(true, Ordering::SeqCst);
     chatter.join().unwrap();
+    (a, b, daemon, out)
+}
 
+#[test]
+fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
+    let (a, b, daemon, (get, post)) =
+        with_a_slow_path("[upstream]\ntry_timeout_ms = 5000\n", |daemon, key| {
+            let get = send_to(daemon, "GET", "/slow", key, "");
+            // A POST is never hedged: it waits out the try timeout on fake-a.
+            let post = send_to(daemon, "POST", "/slow", key, "x").0;
+            (get, post)
+        });
+    let (status, replica, elapsed) = get;
     assert_eq!((status, replica.as_deref()), (200, Some("fake-b")));
     // At the 220 ms deadline floor, not at the 5 s try timeout.
     assert!(
@@ -331,19 +342,10 @@ fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
 
 #[test]
 fn with_hedging_off_a_slow_get_stays_on_its_replica() {
-    let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
-    let daemon = Arc::new(daemon_over(
-        &[&a, &b],
+    let (a, b, daemon, (status, _, _)) = with_a_slow_path(
         "[upstream]\nhedge = false\ntry_timeout_ms = 1500\nretries = 0\n",
-    ));
-    let key = key_owned_by(&daemon, "fake-a");
-    a.hang_slow.store(true, Ordering::SeqCst);
-    let stop = Arc::new(AtomicBool::new(false));
-    let chatter = chatter(&daemon, key.clone(), &stop);
-    std::thread::sleep(Duration::from_millis(800));
-    let (status, _, _) = send_to(&daemon, "GET", "/slow", &key, "");
-    stop.store(true, Ordering::SeqCst);
-    chatter.join().unwrap();
+        |daemon, key| send_to(daemon, "GET", "/slow", key, ""),
+    );
     assert_eq!(status, 504);
     assert_eq!((a.seen("GET /slow"), b.seen("GET /slow")), (1, 0));
     assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 0.0);
@@ -351,19 +353,10 @@ fn with_hedging_off_a_slow_get_stays_on_its_replica() {
 
 #[test]
 fn a_slow_path_gets_its_own_try_timeout_and_is_never_hedged() {
-    let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
-    let daemon = Arc::new(daemon_over(
-        &[&a, &b],
+    let (a, b, daemon, (status, replica, elapsed)) = with_a_slow_path(
         "[upstream]\ntry_timeout_ms = 400\n[[upstream.slow_paths]]\nprefix = \"/slow\"\ntry_timeout_ms = 1500\n",
-    ));
-    let key = key_owned_by(&daemon, "fake-a");
-    a.hang_slow.store(true, Ordering::SeqCst);
-    let stop = Arc::new(AtomicBool::new(false));
-    let chatter = chatter(&daemon, key.clone(), &stop);
-    std::thread::sleep(Duration::from_millis(800));
-    let (status, replica, elapsed) = send_to(&daemon, "GET", "/slow", &key, "");
-    stop.store(true, Ordering::SeqCst);
-    chatter.join().unwrap();
+        |daemon, key| send_to(daemon, "GET", "/slow", key, ""),
+    );
     // Neither hedged at the deadline nor cut at the 400 ms try timeout: it waited the
     // slow path's 1.5 s on fake-a, then its retry went to fake-b.
     assert_eq!((status, replica.as_deref()), (200, Some("fake-b")));
