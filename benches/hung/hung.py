@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load (default 30)")
     parser.add_argument("--fault-at", type=float, default=5.0, help="seconds into the load (default 5)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--recover-at", type=float, default=None,
+                        help="seconds into the load at which the fault ends (wedge, delay: fault none; sigstop: SIGCONT)")
     parser.add_argument("--suspect-after", type=int, default=None,
                         help="upstream.suspect_after_ms (default: the daemon's, 220; 0: no suspicion)")
     parser.add_argument("--hedge", choices=["on", "off"], default="on", help="upstream.hedge (default on)")
@@ -147,6 +149,13 @@ def main() -> None:
             post(f"http://{address}/fault", "wedge")
         elif args.scenario == "delay":
             post(f"http://{address}/fault", "delay:200")
+        if args.recover_at is not None:
+            time.sleep(max(0.0, args.recover_at - args.fault_at))
+            timeline.append(f"{args.recover_at:6.2f} s  recovery: the fault on server2 ends")
+            if args.scenario == "sigstop":
+                os.kill(pid, signal.SIGCONT)
+            else:
+                post(f"http://{address}/fault", "none")
         output, _ = wrk.communicate(timeout=args.duration + 60)
         stop.set()
         watcher.join(timeout=2)

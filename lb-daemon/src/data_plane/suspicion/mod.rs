@@ -35,9 +35,10 @@ mod wait;
 pub use latency::Latency;
 pub use wait::{Stalled, Waited, Watch, wait_for_head, wait_or_hedge};
 
-/// How often a suspected replica gets one request as a trial, ms (the default
-/// heartbeat interval).
-pub const TRIAL_EVERY_MS: u64 = 1000;
+/// How often a suspected replica gets one request as a trial, ms: twice per default
+/// heartbeat interval, so a replica that recovers is back within one interval
+/// (`benches/hung`: 1,030 ms after a wedge ended with one trial per 1,000 ms).
+pub const TRIAL_EVERY_MS: u64 = 500;
 
 /// Default floor of the deadline, ms (`upstream.suspect_after_ms`): above a replica
 /// that answers 200 ms late (it makes progress), and low enough that a hung replica

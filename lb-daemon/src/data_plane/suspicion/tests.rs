@@ -40,7 +40,7 @@ async fn a_silent_replica_is_suspected_only_while_others_answer() {
     chatter.abort();
     assert_eq!(waited, Err(Stalled::Moved));
     assert!(hung.is_suspected() && !peer.is_suspected());
-    // No request goes to it; a second later one trial does, then none again. Routing
+    // No request goes to it; an interval later one trial does, then none again. Routing
     // looking at it does not spend the trial; only the request sent to it does.
     assert!(!hung.admits() && !hung.claim());
     tokio::time::sleep(Duration::from_millis(TRIAL_EVERY_MS)).await;
