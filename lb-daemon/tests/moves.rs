@@ -316,15 +316,16 @@ fn with_a_slow_path<T>(
     (a, b, daemon, out)
 }
 
-#[test]
-fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
-    let (a, b, daemon, (get, post)) =
-        with_a_slow_path("[upstream]\ntry_timeout_ms = 5000\n", |daemon, key| {
-            let get = send_to(daemon, "GET", "/slow", key, "");
-            // A POST is never hedged: it waits out the try timeout on fake-a.
-            let post = send_to(daemon, "POST", "/slow", key, "x").0;
-            (get, post)
-        });
+/// A GET held by fake-a, which answers its other requests, is hedged on fake-b; a
+/// POST beside it is not. `server` picks the path (lean HTTP/1 or hyper).
+fn a_slow_get_is_hedged(server: &str) {
+    let config = format!("{server}[upstream]\ntry_timeout_ms = 5000\n");
+    let (a, b, daemon, (get, post)) = with_a_slow_path(&config, |daemon, key| {
+        let get = send_to(daemon, "GET", "/slow", key, "");
+        // A POST is never hedged: it waits out the try timeout on fake-a.
+        let post = send_to(daemon, "POST", "/slow", key, "x").0;
+        (get, post)
+    });
     let (status, replica, elapsed) = get;
     assert_eq!((status, replica.as_deref()), (200, Some("fake-b")));
     // At the 220 ms deadline floor, not at the 5 s try timeout.
@@ -338,6 +339,16 @@ fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
     assert_eq!(counter(&daemon, "lb_hedges_lost_total"), 0.0);
     assert_eq!(post, 504);
     assert_eq!((a.seen("POST /slow"), b.seen("POST /slow")), (1, 0));
+}
+
+#[test]
+fn a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
+    a_slow_get_is_hedged("");
+}
+
+#[test]
+fn hyper_path_a_slow_get_on_a_replica_that_answers_others_is_hedged_on_the_next() {
+    a_slow_get_is_hedged("[server]\nlean_http1 = false\n");
 }
 
 #[test]

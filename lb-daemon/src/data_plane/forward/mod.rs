@@ -12,7 +12,7 @@
 //! method (nothing reached the replica), after a reset or timeout only for idempotent
 //! methods (RFC 9110 §9.2.2) whose body could be kept for a second try.
 
-use std::future::Future as _;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use lb_core::NodeId;
 
 use crate::control_plane::pool::RoutingView;
-use crate::data_plane::accounting::{InFlight, Reservation, RetryBudget};
+use crate::data_plane::accounting::{HedgeInFlight, InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::h1::RawConnection;
 use crate::data_plane::headers::{self, is_upgrade};
@@ -35,10 +35,10 @@ use crate::data_plane::key::{HyperRequest, KeySource, request_key};
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::slow_paths::{SlowPath, limits_for};
 use crate::data_plane::snapshot::Upstream;
-use crate::data_plane::suspicion::{Stalled, Suspicion, Watch, wait_for_head};
+use crate::data_plane::suspicion::{Stalled, Suspicion, Waited, wait_or_hedge};
 use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, UpstreamPool};
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{Metrics, StageTimers};
 
@@ -199,8 +199,13 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
+        let hedgeable = settings.hedging.applies_to(&method) && !limits.slow;
+        if hedgeable {
+            self.hedge_budget.earn(settings.hedging.budget_percent);
+        }
         let mut tries = Tries::new(access);
-        for &(name, upstream) in targets.iter().flatten() {
+        let mut candidates = targets.iter().flatten();
+        while let Some(&(name, upstream)) = candidates.next() {
             let pool = &*self.upstreams;
             let checkout = match tries
                 .connect(self, pool, name, upstream, &mut in_flight, stages)
@@ -216,26 +221,55 @@ impl Forwarder {
             let Some(try_body) = body.for_try() else {
                 break;
             };
-            let mut request = Request::new(try_body);
-            *request.method_mut() = method.clone();
-            *request.uri_mut() = uri.clone();
-            *request.headers_mut() = try_headers;
-            let sending = Instant::now();
+            let request = upstream_request(&method, &uri, try_headers, try_body);
             // Moving to another replica needs a request that can be sent again.
             let watch = (idempotent && body.replayable())
                 .then(|| settings.suspicion.watch(&upstream.progress, limits));
-            let sent = self
-                .send(
-                    checkout,
-                    request,
-                    upstream,
-                    (limits.try_timeout, watch),
-                    body.progress(),
-                )
-                .await;
+            let next = candidates.clone().next().copied();
+            let hedge = next.filter(|_| hedgeable).and_then(|(_, next)| {
+                let (headers, kept) = (template.as_ref()?, body.again()?);
+                let (method, uri) = (&method, &uri);
+                Some(move || {
+                    let request = upstream_request(method, uri, headers.clone(), kept);
+                    self.start_hyper_hedge(next, request)
+                })
+            });
+            let first = self.hyper_try(checkout, request, upstream);
+            let waited =
+                wait_or_hedge(first, &upstream.progress, limits.try_timeout, watch, hedge).await;
+            let progress = body.progress();
+            let sent = match waited {
+                Ok(Waited::Alone(Ok(answer))) => Ok((answer, name, upstream)),
+                Ok(Waited::Alone(Err(failure))) => Err(upload_fault(failure, progress)),
+                Ok(Waited::Hedged { first, hedge }) => {
+                    // The hedge took the next candidate.
+                    let Some((next_name, next)) = candidates.next().copied() else {
+                        break;
+                    };
+                    let charged = |e: &SendFailure| match e {
+                        SendFailure::Replica(failed) => Some(*failed),
+                        _ => None,
+                    };
+                    match tries.settle_hedge(
+                        self,
+                        (name, upstream, first),
+                        (next_name, next, hedge),
+                        charged,
+                        &mut in_flight,
+                    ) {
+                        Some(winner) => Ok(winner),
+                        None => continue,
+                    }
+                }
+                Err(stalled) => Err(stalled_fault(stalled, progress)),
+            };
             match sent {
-                Ok((mut response, connection)) => {
-                    let waited = sending.elapsed();
+                Ok((answer, name, upstream)) => {
+                    let Answer {
+                        mut response,
+                        connection,
+                        waited,
+                    } = answer;
                     stages.response_head.observe(waited.as_secs_f64());
                     tries.served(self, name, upstream, waited);
                     let upstream_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
@@ -278,68 +312,89 @@ impl Forwarder {
         (exhausted(tries.last, limits.try_timeout), tries.forwarded)
     }
 
-    /// One try on `checkout`. A pooled connection that the replica had already closed
+    /// One try of `request` on `checkout`, to `upstream`: the response head with the
+    /// connection it came on. A pooled connection that the replica had already closed
     /// gives the request back unsent; it goes out again on a new connection, uncharged.
-    async fn send(
+    async fn hyper_try(
         &self,
         checkout: Checkout<HyperConnection>,
         request: Request<UpstreamBody>,
         upstream: &Upstream,
-        (limit, watch): (Duration, Option<Watch>),
-        progress: Option<&UploadProgress>,
-    ) -> Result<(Response<Incoming>, HyperConnection), SendFailure> {
+    ) -> Result<Answer, SendFailure> {
         let mut connection = checkout.upstream;
         let mut reused = checkout.reused;
         let mut request = request;
-        let attempt = async {
-            loop {
-                let sent = {
-                    let mut response = std::pin::pin!(connection.sender.try_send_request(request));
-                    // The connection has no task of its own: this request drives its I/O.
-                    std::future::poll_fn(|cx| {
-                        connection.poll_io(cx);
-                        response.as_mut().poll(cx)
-                    })
-                    .await
-                };
-                match sent {
-                    Ok(response) => return Ok(response),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) if reused => {
-                            request = unsent;
-                            reused = false;
-                            self.upstreams
-                                .reconnect(&mut connection, upstream.addr)
-                                .await
-                                .map_err(|_| SendFailure::Replica(TryFailure::Connect))?;
-                        }
-                        // The replica closed a kept-alive connection just as the
-                        // request went out: a race of keep-alive, not a fault.
-                        _ if reused && e.error().is_incomplete_message() => {
-                            return Err(SendFailure::Stale);
-                        }
-                        _ => return Err(SendFailure::from(e.into_error())),
-                    },
+        let sending = Instant::now();
+        loop {
+            let sent = {
+                let mut response = std::pin::pin!(connection.sender.try_send_request(request));
+                // The connection has no task of its own: this request drives its I/O.
+                std::future::poll_fn(|cx| {
+                    connection.poll_io(cx);
+                    response.as_mut().poll(cx)
+                })
+                .await
+            };
+            match sent {
+                Ok(response) => {
+                    return Ok(Answer {
+                        response,
+                        connection,
+                        waited: sending.elapsed(),
+                    });
                 }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        reused = false;
+                        self.upstreams
+                            .reconnect(&mut connection, upstream.addr)
+                            .await
+                            .map_err(|_| SendFailure::Replica(TryFailure::Connect))?;
+                    }
+                    // The replica closed a kept-alive connection just as the request
+                    // went out: a race of keep-alive, not a fault.
+                    _ if reused && e.error().is_incomplete_message() => {
+                        return Err(SendFailure::Stale);
+                    }
+                    _ => return Err(SendFailure::from(e.into_error())),
+                },
             }
-        };
-        let outcome = wait_for_head(attempt, &upstream.progress, limit, watch).await;
-        let upload_broken = progress.is_some_and(|p| p.broken());
-        let upload_unfinished = progress.is_some_and(|p| !p.finished());
-        match outcome {
-            Ok(Ok(response)) => Ok((response, connection)),
-            Ok(Err(SendFailure::Replica(TryFailure::Reset))) if upload_broken => {
-                Err(SendFailure::Client(ClientFault::BrokenBody(
-                    "the client's body stream failed".into(),
-                )))
-            }
-            Ok(Err(failure)) => Err(failure),
-            Err(Stalled::Moved) => Err(SendFailure::Moved),
-            Err(Stalled::Timeout) if upload_unfinished => {
-                Err(SendFailure::Client(ClientFault::SlowUpload))
-            }
-            Err(Stalled::Timeout) => Err(SendFailure::Replica(TryFailure::Timeout)),
         }
+    }
+
+    /// Whether a hedge may go to `next` now: it takes requests (a suspected one only
+    /// for its due trial, which the hedge then spends) and this worker's budget has a
+    /// hedge left. Counts the hedge as sent when so.
+    pub(crate) fn take_hedge(&self, next: &Upstream) -> bool {
+        let go = next.progress.admits() && self.hedge_budget.spend() && next.progress.claim();
+        if go {
+            self.metrics.hedges.sent.inc();
+        }
+        go
+    }
+
+    /// The hedge `request` on `next`, if [`Forwarder::take_hedge`] allows: a
+    /// connection from this worker's pool and a [`Forwarder::hyper_try`], counted in
+    /// `next`'s in-flight while it runs.
+    fn start_hyper_hedge<'r>(
+        &'r self,
+        next: &'r Upstream,
+        request: Request<UpstreamBody>,
+    ) -> Option<impl Future<Output = Result<Answer, SendFailure>> + 'r> {
+        self.take_hedge(next).then_some(async move {
+            let _counted = HedgeInFlight::at(&next.inflight);
+            let checkout = self
+                .upstreams
+                .checkout(next.instance, next.addr)
+                .await
+                .map_err(|e| match e {
+                    // At its connection cap: not the replica's fault, not charged.
+                    ConnectError::QueueTimeout { .. } => SendFailure::Stale,
+                    _ => SendFailure::Replica(TryFailure::Connect),
+                })?;
+            self.hyper_try(checkout, request, next).await
+        })
     }
 
     /// The replica's response with hop-by-hop headers dropped and `X-LB-Replica` set;
@@ -364,6 +419,52 @@ impl Forwarder {
         };
         let body = ProxiedBody::new(body, Some(checkin).filter(|_| reusable), in_flight);
         Response::from_parts(parts, Body::Streamed(body))
+    }
+}
+
+/// A try's response head and the connection it came on.
+struct Answer {
+    response: Response<Incoming>,
+    connection: HyperConnection,
+    /// From sending to the response head.
+    waited: Duration,
+}
+
+/// The request a try sends.
+fn upstream_request(
+    method: &Method,
+    uri: &hyper::Uri,
+    headers: HeaderMap,
+    body: UpstreamBody,
+) -> Request<UpstreamBody> {
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers;
+    request
+}
+
+/// A failed try's failure, blamed on the client when its upload broke.
+fn upload_fault(failure: SendFailure, progress: Option<&UploadProgress>) -> SendFailure {
+    match failure {
+        SendFailure::Replica(TryFailure::Reset) if progress.is_some_and(|p| p.broken()) => {
+            SendFailure::Client(ClientFault::BrokenBody(
+                "the client's body stream failed".into(),
+            ))
+        }
+        failure => failure,
+    }
+}
+
+/// A wait that ended without response headers, blamed on the client when its upload
+/// had not finished by the try timeout.
+fn stalled_fault(stalled: Stalled, progress: Option<&UploadProgress>) -> SendFailure {
+    match stalled {
+        Stalled::Moved => SendFailure::Moved,
+        Stalled::Timeout if progress.is_some_and(|p| !p.finished()) => {
+            SendFailure::Client(ClientFault::SlowUpload)
+        }
+        Stalled::Timeout => SendFailure::Replica(TryFailure::Timeout),
     }
 }
 

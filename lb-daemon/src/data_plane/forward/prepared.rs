@@ -30,6 +30,14 @@ impl Prepared {
         }
     }
 
+    /// The kept body once more, for a hedge (`None` for a streamed one).
+    pub(super) fn again(&self) -> Option<UpstreamBody> {
+        match self {
+            Prepared::Kept(bytes) => Some(UpstreamBody::Fixed(bytes.clone())),
+            Prepared::Streamed(..) => None,
+        }
+    }
+
     pub(super) fn progress(&self) -> Option<&UploadProgress> {
         match self {
             Prepared::Kept(_) => None,

@@ -137,10 +137,50 @@ impl<'a> Tries<'a> {
         self.last = Some((name, failure));
     }
 
-    /// A hedge went to the next candidate: one more try, counted as a retry.
-    pub(crate) fn hedged(&mut self, forwarder: &Forwarder) {
+    /// A hedged wait ended: `first` is the first try's replica and end, `hedge` the
+    /// hedge's (`None`: cancelled when the other answered). Counts the hedge as a try
+    /// and a retry, and as won or lost; charges a try that failed by its replica's fault
+    /// (`charged` says which failures are); moves the request's in-flight count to the
+    /// winner. The winner's answer and replica, or `None` when both failed.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn settle_hedge<A, E>(
+        &mut self,
+        forwarder: &Forwarder,
+        first: (&'a NodeId, &'a Upstream, Option<Result<A, E>>),
+        hedge: (&'a NodeId, &'a Upstream, Option<Result<A, E>>),
+        charged: impl Fn(&E) -> Option<TryFailure>,
+        in_flight: &mut InFlight,
+    ) -> Option<(A, &'a NodeId, &'a Upstream)> {
         forwarder.metrics.retries.inc();
         self.forwarded.tries += 1;
+        let hedges = &forwarder.metrics.hedges;
+        let mut winner = None;
+        for (name, upstream, end, by_hedge) in [
+            (first.0, first.1, first.2, false),
+            (hedge.0, hedge.1, hedge.2, true),
+        ] {
+            match end {
+                Some(Ok(answer)) if winner.is_none() => {
+                    if by_hedge {
+                        hedges.won.inc();
+                        in_flight.at(&upstream.inflight);
+                    } else {
+                        hedges.lost.inc();
+                    }
+                    winner = Some((answer, name, upstream));
+                }
+                Some(Err(e)) => {
+                    if let Some(failure) = charged(&e) {
+                        self.charge(forwarder, name, upstream, failure);
+                    }
+                }
+                Some(Ok(_)) | None => {}
+            }
+        }
+        if winner.is_none() {
+            in_flight.leave_replica();
+        }
+        winner
     }
 
     /// The replica was suspected of making no progress, or left rotation, while the

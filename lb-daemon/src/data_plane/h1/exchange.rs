@@ -184,7 +184,7 @@ impl Forwarder {
             let next = candidates.clone().next().copied();
             let hedge = next
                 .filter(|_| request.hedgeable)
-                .map(|(_, next)| || self.start_hedge(next, &request));
+                .map(|(_, next)| || self.start_lean_hedge(next, &request));
             let first = self.lean_try(checkout, upstream, &request);
             let waited = wait_or_hedge(
                 first,
@@ -219,35 +219,19 @@ impl Forwarder {
                     let Some((next_name, next)) = candidates.next().copied() else {
                         break;
                     };
-                    tries.hedged(self);
-                    let hedges = &self.metrics.hedges;
-                    match (first, hedge) {
-                        (Some(Ok(answer)), hedge) => {
-                            hedges.lost.inc();
-                            if let Some(Err(TryError::Replica(failed))) = hedge {
-                                tries.charge(self, next_name, next, failed);
-                            }
-                            (answer, name, upstream)
-                        }
-                        (first, Some(Ok(answer))) => {
-                            hedges.won.inc();
-                            if let Some(Err(TryError::Replica(failed))) = first {
-                                tries.charge(self, name, upstream, failed);
-                            }
-                            in_flight.at(&next.inflight);
-                            (answer, next_name, next)
-                        }
-                        (first, hedge) => {
-                            for (name, upstream, failed) in
-                                [(name, upstream, first), (next_name, next, hedge)]
-                            {
-                                if let Some(Err(TryError::Replica(failed))) = failed {
-                                    tries.charge(self, name, upstream, failed);
-                                }
-                            }
-                            in_flight.leave_replica();
-                            continue;
-                        }
+                    let charged = |e: &TryError| match e {
+                        TryError::Replica(failed) => Some(*failed),
+                        TryError::Stale | TryError::Busy => None,
+                    };
+                    match tries.settle_hedge(
+                        self,
+                        (name, upstream, first),
+                        (next_name, next, hedge),
+                        charged,
+                        &mut in_flight,
+                    ) {
+                        Some(winner) => winner,
+                        None => continue,
                     }
                 }
                 Err(Stalled::Timeout) => {
@@ -340,19 +324,15 @@ impl Forwarder {
         }
     }
 
-    /// The hedge of `request` on `next`, if its budget and `next` allow one now: a
+    /// The hedge of `request` on `next`, if [`Forwarder::take_hedge`] allows: a
     /// connection from this worker's pool and a [`Forwarder::lean_try`], counted in
     /// `next`'s in-flight while it runs.
-    fn start_hedge<'r>(
+    fn start_lean_hedge<'r>(
         &'r self,
         next: &'r Upstream,
         request: &'r LeanRequest,
     ) -> Option<impl Future<Output = Result<Answer, TryError>> + 'r> {
-        if !next.progress.admits() || !self.hedge_budget.spend() || !next.progress.claim() {
-            return None;
-        }
-        self.metrics.hedges.sent.inc();
-        Some(async move {
+        self.take_hedge(next).then_some(async move {
             let _counted = HedgeInFlight::at(&next.inflight);
             let checkout = self
                 .lean_upstreams

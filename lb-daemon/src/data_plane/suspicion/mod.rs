@@ -33,7 +33,7 @@ mod latency;
 mod wait;
 
 pub use latency::Latency;
-pub use wait::{Stalled, Waited, Watch, wait_for_head, wait_or_hedge};
+pub use wait::{Stalled, Waited, Watch, wait_or_hedge};
 
 /// How often a suspected replica gets one request as a trial, ms: twice per default
 /// heartbeat interval, so a replica that recovers is back within one interval

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use super::wait::wait_for_head;
 use super::*;
 
 fn watch(every: Duration) -> Option<Watch> {

@@ -27,14 +27,15 @@ pub enum Stalled {
     Moved,
 }
 
-/// Waits for `attempt` (the send and the response headers) at most `try_timeout`.
-/// With `watch` (a request that may move), after `watch.every` it checks whether the
+/// [`wait_or_hedge`] without a hedge: waits for `attempt` (the send and the response
+/// headers) at most `try_timeout`. With `watch` (a request that may move), after `watch.every` it checks whether the
 /// replica stalls, and from then on also wakes when the replica is suspected or leaves
 /// rotation; it gives up on the replica in either case.
 ///
 /// # Errors
 /// [`Stalled`].
-pub async fn wait_for_head<A, E>(
+#[cfg(test)]
+pub(super) async fn wait_for_head<A, E>(
     attempt: impl Future<Output = Result<A, E>>,
     progress: &Progress,
     try_timeout: Duration,
