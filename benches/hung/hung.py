@@ -79,6 +79,21 @@ def latency(histogram: Path, connections: int) -> dict[str, float]:
     return out
 
 
+def suspected_after(log: Path, fault_wall: float) -> str:
+    """How long after the fault the daemon logged its first "replica suspected", in ms
+    (from the log line's own timestamp, so not limited by the /status polling)."""
+    from datetime import datetime
+
+    for line in log.read_text(errors="replace").splitlines():
+        if "replica suspected" not in line:
+            continue
+        stamp = re.sub(r"\x1b\[[0-9;]*m", "", line).split()[0]
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        when = datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00").timestamp()
+        return f"{(when - fault_wall) * 1000:.0f} ms after the fault"
+    return "never"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=["sigstop", "wedge", "delay", "none"], default="sigstop")
@@ -143,6 +158,7 @@ def main() -> None:
         watcher.start()
         time.sleep(args.fault_at)
         timeline.append(f"{args.fault_at:6.2f} s  fault: {args.scenario} on server2 (pid {pid}, {address})")
+        fault_wall = time.time()
         if args.scenario == "sigstop":
             os.kill(pid, signal.SIGSTOP)
         elif args.scenario == "wedge":
@@ -191,6 +207,7 @@ def main() -> None:
         found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
         counted[name.removeprefix("lb_").removesuffix("_total")] = found.group(1) if found else "?"
     print("counters: " + ", ".join(f"{k} {v}" for k, v in counted.items()))
+    print(f"first suspicion (daemon log): {suspected_after(work / 'daemon.log', fault_wall)}")  # type: ignore[possibly-undefined]
     print("server2 in /status:")
     for line in timeline:
         print("  " + line)

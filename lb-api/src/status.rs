@@ -128,7 +128,7 @@ pub struct ReplicaStatus {
     pub weight: u32,
     /// Suspected by the data plane of making no progress (requests waiting, no response
     /// headers while other replicas answer): Up, but it takes no new request except one
-    /// half-open trial a second. Absent when false.
+    /// half-open trial every 500 ms. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspected: bool,
     /// Its exact fraction of the hash space (0–1): its expected share of uniformly

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{Daemon, agent, base_config, call, child_pids, join_load, load, signal, wait_for};
+use common::{
+    Daemon, agent, base_config, call, child_pids, counter, join_load, load, signal, wait_for,
+};
 
 /// Every replica's row of `/status`.
 fn rows(daemon: &Daemon) -> Vec<serde_json::Value> {
@@ -150,6 +152,8 @@ fn a_slow_endpoint_on_answering_replicas_suspects_nobody() {
     let (_, bad, errors) = join_load(workers);
 
     assert_eq!(codes, [200; 6], "the slow requests did not all succeed");
+    // Nothing left a replica for suspicion (hedges may have raced the slow requests).
+    assert_eq!(counter(&daemon, "lb_moved_requests_total"), 0.0);
     assert!(
         seen_suspected.is_empty(),
         "a slow endpoint made replicas suspected: {seen_suspected:?}"

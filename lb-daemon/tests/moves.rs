@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, agent, header, key_owned_by, wait_for};
+use common::{Daemon, agent, counter, header, key_owned_by, wait_for};
 
 /// A fake replica: a listener on 127.0.0.1 and what it received.
 struct Fake {
@@ -195,10 +195,10 @@ fn send_to(
 #[test]
 fn a_get_waiting_on_a_replica_that_goes_down_moves_at_once() {
     let (a, b) = (Fake::start("fake-a"), Fake::start("fake-b"));
-    // Suspicion off and the try timeout long: only leaving rotation can move it.
+    // Suspicion and hedging off, the try timeout long: only leaving rotation can move it.
     let daemon = daemon_over(
         &[&a, &b],
-        "[upstream]\nsuspect_after_ms = 0\ntry_timeout_ms = 20000\n",
+        "[upstream]\nsuspect_after_ms = 0\nhedge = false\ntry_timeout_ms = 20000\n",
     );
     let key = key_owned_by(&daemon, "fake-a");
     a.hang.store(true, Ordering::SeqCst);
@@ -219,6 +219,8 @@ fn a_get_waiting_on_a_replica_that_goes_down_moves_at_once() {
         elapsed < Duration::from_secs(5),
         "moved only after {elapsed:?}"
     );
+    assert_eq!(counter(&daemon, "lb_moved_requests_total"), 1.0);
+    assert_eq!(counter(&daemon, "lb_hedges_sent_total"), 0.0);
 }
 
 #[test]
@@ -270,14 +272,6 @@ fn a_post_without_a_kept_body_is_never_sent_twice() {
     assert!(elapsed >= Duration::from_millis(2500), "{elapsed:?}");
     assert_eq!(a.seen("POST /item"), 1, "fake-a got the POST once");
     assert_eq!(b.seen("POST /item"), 0, "the POST was sent a second time");
-}
-
-/// The value of counter `name` in the daemon's `/metrics`.
-fn counter(daemon: &Daemon, name: &str) -> f64 {
-    let (_, text) = common::call("GET", &daemon.url("/metrics"), None);
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
 /// GETs on `key` every 10 ms until `stop`, asserting each succeeds.

@@ -43,11 +43,20 @@ impl Hedging {
 
 /// One worker's hedge budget: a token bucket that every eligible request fills by
 /// `budget_percent` hundredths of a hedge and every hedge empties by one, holding at
-/// most [`BURST`] hedges. One per worker, so its atomics are not shared across cores.
-#[derive(Debug, Default)]
+/// most [`BURST`] hedges, full at the start. One per worker, so its atomics are not
+/// shared across cores.
+#[derive(Debug)]
 pub struct HedgeBudget {
     /// Saved hedges, hundredths.
     hundredths: AtomicU64,
+}
+
+impl Default for HedgeBudget {
+    fn default() -> Self {
+        Self {
+            hundredths: AtomicU64::new(BURST * 100),
+        }
+    }
 }
 
 impl HedgeBudget {
@@ -75,7 +84,9 @@ mod tests {
     #[test]
     fn the_budget_allows_its_share_of_requests_and_a_bounded_burst() {
         let budget = HedgeBudget::default();
-        assert!(!budget.spend(), "a fresh budget has nothing saved");
+        // A fresh budget holds a full burst, then nothing.
+        let burst = std::iter::from_fn(|| budget.spend().then_some(())).count();
+        assert_eq!(burst, 10);
         // 1,000 eligible requests at 5 %: 50 hedges earned, but at most 10 saved.
         let mut hedges = 0;
         for _ in 0..1000 {

@@ -242,6 +242,14 @@ pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     }
 }
 
+/// The value of counter `name` (e.g. `lb_hedges_sent_total`) in the daemon's `/metrics`.
+pub fn counter(daemon: &Daemon, name: &str) -> f64 {
+    let (_, text) = call("GET", &daemon.url("/metrics"), None);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
 /// Sends a signal with kill(1).
 pub fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")

@@ -199,11 +199,11 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
-        let hedgeable = settings.hedging.applies_to(&method) && !limits.slow;
+        let hedgeable = settings.hedging.applies_to(&method) && !limits.slow && !upgrade;
         if hedgeable {
             self.hedge_budget.earn(settings.hedging.budget_percent);
         }
-        let mut tries = Tries::new(access);
+        let mut tries = Tries::new(access, idempotent && body.replayable());
         let mut candidates = targets.iter().flatten();
         while let Some(&(name, upstream)) = candidates.next() {
             let pool = &*self.upstreams;
@@ -226,14 +226,16 @@ impl Forwarder {
             let watch = (idempotent && body.replayable())
                 .then(|| settings.suspicion.watch(&upstream.progress, limits));
             let next = candidates.clone().next().copied();
-            let hedge = next.filter(|_| hedgeable).and_then(|(_, next)| {
-                let (headers, kept) = (template.as_ref()?, body.again()?);
-                let (method, uri) = (&method, &uri);
-                Some(move || {
-                    let request = upstream_request(method, uri, headers.clone(), kept);
-                    self.start_hyper_hedge(next, request)
-                })
-            });
+            let hedge = next
+                .filter(|_| hedgeable && tries.may_hedge())
+                .and_then(|(_, next)| {
+                    let (headers, kept) = (template.as_ref()?, body.again()?);
+                    let (method, uri) = (&method, &uri);
+                    Some(move || {
+                        let request = upstream_request(method, uri, headers.clone(), kept);
+                        self.start_hyper_hedge(next, request)
+                    })
+                });
             let first = self.hyper_try(checkout, request, upstream);
             let waited =
                 wait_or_hedge(first, &upstream.progress, limits.try_timeout, watch, hedge).await;
@@ -241,7 +243,11 @@ impl Forwarder {
             let sent = match waited {
                 Ok(Waited::Alone(Ok(answer))) => Ok((answer, name, upstream)),
                 Ok(Waited::Alone(Err(failure))) => Err(upload_fault(failure, progress)),
-                Ok(Waited::Hedged { first, hedge }) => {
+                Ok(Waited::Hedged {
+                    first,
+                    hedge,
+                    timed_out,
+                }) => {
                     // The hedge took the next candidate.
                     let Some((next_name, next)) = candidates.next().copied() else {
                         break;
@@ -254,6 +260,7 @@ impl Forwarder {
                         self,
                         (name, upstream, first),
                         (next_name, next, hedge),
+                        timed_out,
                         charged,
                         &mut in_flight,
                     ) {
@@ -271,7 +278,8 @@ impl Forwarder {
                         waited,
                     } = answer;
                     stages.response_head.observe(waited.as_secs_f64());
-                    tries.served(self, name, upstream, waited);
+                    let sample = (!limits.slow).then_some(waited);
+                    tries.served(self, name, upstream, sample);
                     let upstream_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| hyper::upgrade::on(&mut response));
                     let response = match (client_upgrade.take(), upstream_upgrade) {
@@ -363,11 +371,14 @@ impl Forwarder {
         }
     }
 
-    /// Whether a hedge may go to `next` now: it takes requests (a suspected one only
-    /// for its due trial, which the hedge then spends) and this worker's budget has a
-    /// hedge left. Counts the hedge as sent when so.
+    /// Whether a hedge may go to `next` now: it is still in rotation and takes
+    /// requests (a suspected one only for its due trial, which the hedge then spends),
+    /// and this worker's budget has a hedge left. Counts the hedge as sent when so.
     pub(crate) fn take_hedge(&self, next: &Upstream) -> bool {
-        let go = next.progress.admits() && self.hedge_budget.spend() && next.progress.claim();
+        let go = next.progress.in_rotation()
+            && next.progress.admits()
+            && self.hedge_budget.spend()
+            && next.progress.claim(true);
         if go {
             self.metrics.hedges.sent.inc();
         }

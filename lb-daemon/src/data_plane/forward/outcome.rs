@@ -26,7 +26,8 @@ pub struct Forwarded {
     pub tries: usize,
 }
 
-/// How one try ended without a response: the replica's fault, charged to it.
+/// How one try ended without a response: the replica's fault, charged to it (all but
+/// [`TryFailure::Moved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TryFailure {
     /// No connection: nothing reached the replica.
@@ -35,6 +36,9 @@ pub(crate) enum TryFailure {
     Reset,
     /// No response headers within `try_timeout` after the request was sent.
     Timeout,
+    /// The request left a replica suspected of making no progress, or out of rotation:
+    /// never charged (only kept as the last try's ending for the answer's text).
+    Moved,
 }
 
 impl TryFailure {
@@ -43,7 +47,8 @@ impl TryFailure {
         match self {
             TryFailure::Connect => FailureKind::Connect,
             TryFailure::Reset => FailureKind::Reset,
-            TryFailure::Timeout => FailureKind::Timeout,
+            // Never charged; a timeout is the nearest kind.
+            TryFailure::Timeout | TryFailure::Moved => FailureKind::Timeout,
         }
     }
 }
@@ -99,6 +104,12 @@ pub(crate) fn exhausted(
         Some((replica, TryFailure::Connect)) => failure(
             StatusCode::BAD_GATEWAY,
             format!("replica {replica} is unreachable"),
+        ),
+        Some((replica, TryFailure::Moved)) => failure(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "replica {replica} made no progress or left rotation, and no other replica answered"
+            ),
         ),
         Some((replica, TryFailure::Reset)) => failure(
             StatusCode::BAD_GATEWAY,

@@ -26,6 +26,11 @@ pub(crate) struct Tries<'a> {
     pub forwarded: Forwarded,
     /// The last failed try's replica and failure, for the answer when all fail.
     pub last: Option<(&'a NodeId, TryFailure)>,
+    /// The request may leave a replica after it was sent (idempotent, body kept): only
+    /// such a request takes a suspected replica's half-open trial.
+    movable: bool,
+    /// A hedge was sent already (a request is hedged at most once).
+    hedged: bool,
 }
 
 /// Why a try got no connection.
@@ -35,21 +40,30 @@ pub(crate) enum NoConnection {
     Queued(Box<Response<Body>>),
     /// The connect failed: charged; the next candidate may be tried.
     Failed,
-    /// The replica is suspected and another request took its half-open trial since the
-    /// candidates were chosen: nothing is sent or charged; the next candidate is tried.
+    /// The replica is suspected and its half-open trial is not for this request
+    /// (another took it since the candidates were chosen, or this one could not leave a
+    /// stalled trial): nothing is sent or charged; the next candidate is tried.
     Skipped,
 }
 
 impl<'a> Tries<'a> {
-    /// No try yet, for a request with this access-log entry (access log on).
-    pub(crate) fn new(access: Option<AccessEntry>) -> Self {
+    /// No try yet, for a request with this access-log entry (access log on) that may
+    /// (`movable`) or may not leave a replica once sent.
+    pub(crate) fn new(access: Option<AccessEntry>, movable: bool) -> Self {
         Self {
             forwarded: Forwarded {
                 access,
                 ..Forwarded::default()
             },
             last: None,
+            movable,
+            hedged: false,
         }
+    }
+
+    /// Whether a hedge may still be sent (none was yet).
+    pub(crate) fn may_hedge(&self) -> bool {
+        !self.hedged
     }
 
     /// Starts the next try on `upstream` and takes a connection
@@ -63,7 +77,7 @@ impl<'a> Tries<'a> {
         in_flight: &mut InFlight,
         stages: &StageTimers,
     ) -> Result<Checkout<C>, NoConnection> {
-        if !upstream.progress.claim() {
+        if !upstream.progress.claim(self.movable) {
             return Err(NoConnection::Skipped);
         }
         if self.forwarded.tries > 0 {
@@ -91,14 +105,15 @@ impl<'a> Tries<'a> {
         }
     }
 
-    /// The replica answered, `waited` after the request went out: a replica with
-    /// passive failures on record is told it works again, and it is the one that served.
+    /// The replica answered, `waited` after the request went out (`None` on a slow
+    /// path: not a latency sample): a replica with passive failures on record is told it
+    /// works again, and it is the one that served.
     pub(crate) fn served(
         &mut self,
         forwarder: &Forwarder,
         name: &NodeId,
         upstream: &Upstream,
-        waited: Duration,
+        waited: Option<Duration>,
     ) {
         upstream.progress.answered(waited);
         if upstream.passive_fails.load(Ordering::Relaxed) != 0 {
@@ -138,21 +153,28 @@ impl<'a> Tries<'a> {
     }
 
     /// A hedged wait ended: `first` is the first try's replica and end, `hedge` the
-    /// hedge's (`None`: cancelled when the other answered). Counts the hedge as a try
-    /// and a retry, and as won or lost; charges a try that failed by its replica's fault
-    /// (`charged` says which failures are); moves the request's in-flight count to the
-    /// winner. The winner's answer and replica, or `None` when both failed.
-    #[allow(clippy::type_complexity)]
+    /// hedge's (`None`: still waiting when the other answered or the try timeout
+    /// passed, `timed_out`). Counts the hedge as a try and a retry, and as won or lost;
+    /// charges a try that failed by its replica's fault (`charged` says which failures
+    /// are) and, after a try timeout, the first try's replica with the timeout (the
+    /// hedge waited less); moves the request's in-flight count to the winner. The
+    /// winner's answer and replica, or `None` when neither answered.
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     pub(crate) fn settle_hedge<A, E>(
         &mut self,
         forwarder: &Forwarder,
         first: (&'a NodeId, &'a Upstream, Option<Result<A, E>>),
         hedge: (&'a NodeId, &'a Upstream, Option<Result<A, E>>),
+        timed_out: bool,
         charged: impl Fn(&E) -> Option<TryFailure>,
         in_flight: &mut InFlight,
     ) -> Option<(A, &'a NodeId, &'a Upstream)> {
         forwarder.metrics.retries.inc();
         self.forwarded.tries += 1;
+        self.hedged = true;
+        if timed_out && first.2.is_none() {
+            self.charge(forwarder, first.0, first.1, TryFailure::Timeout);
+        }
         let hedges = &forwarder.metrics.hedges;
         let mut winner = None;
         for (name, upstream, end, by_hedge) in [
@@ -194,7 +216,7 @@ impl<'a> Tries<'a> {
     ) {
         tracing::debug!(replica = %name, "suspected or out of rotation; the request moves on");
         forwarder.metrics.moved.inc();
-        self.last = Some((name, TryFailure::Timeout));
+        self.last = Some((name, TryFailure::Moved));
         in_flight.leave_replica();
     }
 

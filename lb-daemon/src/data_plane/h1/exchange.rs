@@ -161,7 +161,8 @@ impl Forwarder {
         mut in_flight: InFlight,
         stages: &StageTimers,
     ) -> Exchanged {
-        let mut tries = Tries::new(request.access.take());
+        // The body is in memory: an idempotent request can always be sent again.
+        let mut tries = Tries::new(request.access.take(), request.idempotent);
         if request.hedgeable {
             self.hedge_budget.earn(settings.hedging.budget_percent);
         }
@@ -183,7 +184,7 @@ impl Forwarder {
                 .then(|| settings.suspicion.watch(&upstream.progress, request.limits));
             let next = candidates.clone().next().copied();
             let hedge = next
-                .filter(|_| request.hedgeable)
+                .filter(|_| request.hedgeable && tries.may_hedge())
                 .map(|(_, next)| || self.start_lean_hedge(next, &request));
             let first = self.lean_try(checkout, upstream, &request);
             let waited = wait_or_hedge(
@@ -214,7 +215,11 @@ impl Forwarder {
                     in_flight.leave_replica();
                     continue;
                 }
-                Ok(Waited::Hedged { first, hedge }) => {
+                Ok(Waited::Hedged {
+                    first,
+                    hedge,
+                    timed_out,
+                }) => {
                     // The hedge took the next candidate.
                     let Some((next_name, next)) = candidates.next().copied() else {
                         break;
@@ -227,6 +232,7 @@ impl Forwarder {
                         self,
                         (name, upstream, first),
                         (next_name, next, hedge),
+                        timed_out,
                         charged,
                         &mut in_flight,
                     ) {
@@ -256,7 +262,8 @@ impl Forwarder {
             } = answer;
             let answered = Instant::now();
             stages.response_head.observe(waited.as_secs_f64());
-            tries.served(self, name, upstream, waited);
+            let sample = (!request.limits.slow).then_some(waited);
+            tries.served(self, name, upstream, sample);
             let body_bytes = match head.framing {
                 Framing::Length(len) => Some(len),
                 Framing::Empty => Some(0),

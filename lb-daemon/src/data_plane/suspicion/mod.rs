@@ -97,6 +97,7 @@ impl Suspicion {
     pub fn watch(&self, progress: &Progress, limits: TryLimits) -> Watch {
         Watch {
             every: self.deadline(progress, limits.try_timeout),
+            wake: self.floor,
             suspect: self.enabled && !limits.slow,
         }
     }
@@ -139,15 +140,18 @@ impl Progress {
         }
     }
 
-    /// The replica sent response headers `waited` after the request went out: it makes
-    /// progress, so it is not suspected. Called on every response: it writes the shared
-    /// times and takes a latency sample at most once per millisecond, so workers do not
-    /// contend on them request by request.
-    pub fn answered(&self, waited: Duration) {
+    /// The replica sent response headers, `waited` after the request went out (`None`:
+    /// a slow path's answer, which says nothing of the replica's usual latency): it
+    /// makes progress, so it is not suspected. Called on every response: it writes the
+    /// shared times and takes a latency sample at most once per millisecond, so workers
+    /// do not contend on them request by request.
+    pub fn answered(&self, waited: Option<Duration>) {
         let now = now_ms();
         if self.last_head_ms.load(Ordering::Relaxed) < now {
             self.last_head_ms.store(now, Ordering::Relaxed);
-            self.latency.sample(waited);
+            if let Some(waited) = waited {
+                self.latency.sample(waited);
+            }
         }
         if self.pool_last_head_ms.load(Ordering::Relaxed) < now {
             self.pool_last_head_ms.fetch_max(now, Ordering::Relaxed);
@@ -170,12 +174,16 @@ impl Progress {
         !self.is_suspected() || self.trial_due(now_ms()).is_some()
     }
 
-    /// A request is about to be sent to it: `true` if it may go. When suspected, the
-    /// request takes the half-open trial if due (so only a request that is sent spends
-    /// it), and `false` otherwise.
-    pub fn claim(&self) -> bool {
+    /// A request is about to be sent to it: `true` if it may go. When suspected, a
+    /// `movable` request (one that can leave if the trial stalls: idempotent, its body
+    /// kept) takes the half-open trial if due, so only a request that is sent spends
+    /// it; any other request does not go.
+    pub fn claim(&self, movable: bool) -> bool {
         if !self.is_suspected() {
             return true;
+        }
+        if !movable {
+            return false;
         }
         let now = now_ms();
         self.trial_due(now).is_some_and(|last| {
@@ -189,6 +197,11 @@ impl Progress {
     fn trial_due(&self, now: u64) -> Option<u64> {
         let last = self.last_trial_ms.load(Ordering::Relaxed);
         (now.saturating_sub(last) >= TRIAL_EVERY_MS).then_some(last)
+    }
+
+    /// Whether the latest snapshot has it in rotation.
+    pub fn in_rotation(&self) -> bool {
+        self.in_rotation.load(Ordering::Relaxed)
     }
 
     /// The latest snapshot has it in rotation (`true`) or not: leaving rotation wakes

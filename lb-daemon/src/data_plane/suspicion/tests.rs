@@ -8,6 +8,7 @@ use super::*;
 fn watch(every: Duration) -> Option<Watch> {
     Some(Watch {
         every,
+        wake: every,
         suspect: true,
     })
 }
@@ -17,7 +18,7 @@ fn chatter(peer: &Arc<Progress>) -> tokio::task::JoinHandle<()> {
     let answering = Arc::clone(peer);
     tokio::spawn(async move {
         loop {
-            answering.answered(Duration::from_millis(1));
+            answering.answered(Some(Duration::from_millis(1)));
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -43,14 +44,16 @@ async fn a_silent_replica_is_suspected_only_while_others_answer() {
     assert!(hung.is_suspected() && !peer.is_suspected());
     // No request goes to it; an interval later one trial does, then none again. Routing
     // looking at it does not spend the trial; only the request sent to it does.
-    assert!(!hung.admits() && !hung.claim());
+    assert!(!hung.admits() && !hung.claim(true));
     tokio::time::sleep(Duration::from_millis(TRIAL_EVERY_MS)).await;
     assert!(hung.admits() && hung.admits());
-    assert!(hung.claim());
-    assert!(!hung.admits() && !hung.claim());
+    // A request that could not leave a stalled trial does not take it.
+    assert!(!hung.claim(false));
+    assert!(hung.claim(true));
+    assert!(!hung.admits() && !hung.claim(true));
     // An answer clears suspicion.
-    hung.answered(Duration::from_millis(1));
-    assert!(!hung.is_suspected() && hung.admits() && hung.claim() && hung.claim());
+    hung.answered(Some(Duration::from_millis(1)));
+    assert!(!hung.is_suspected() && hung.admits() && hung.claim(false) && hung.claim(true));
     // Without a watch only the try timeout ends a wait.
     let done = wait_for_head(
         async { Ok::<_, ()>(7) },
@@ -89,7 +92,7 @@ async fn a_request_sent_before_the_last_answer_moves_when_the_replica_is_suspect
         })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    frozen.answered(Duration::from_millis(1));
+    frozen.answered(Some(Duration::from_millis(1)));
     // `early` passes its first check (the replica answered since it went out).
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(
@@ -117,6 +120,7 @@ async fn a_replica_leaving_rotation_moves_its_waiting_requests_even_without_susp
     let down = Arc::new(Progress::new(Arc::clone(&pool)));
     let only_moves = Some(Watch {
         every: Duration::from_millis(20),
+        wake: Duration::from_millis(20),
         suspect: false,
     });
     let waiting = {
@@ -193,7 +197,8 @@ async fn a_hedge_starts_at_the_deadline_of_a_replica_that_answers_others_and_the
             won,
             Ok(Waited::Hedged {
                 first: None,
-                hedge: Some(Ok(2))
+                hedge: Some(Ok(2)),
+                timed_out: false
             })
         ),
         "{won:?}"
@@ -212,10 +217,31 @@ async fn a_hedge_starts_at_the_deadline_of_a_replica_that_answers_others_and_the
             lost,
             Ok(Waited::Hedged {
                 first: Some(Ok(1)),
-                hedge: Some(Err(9))
+                hedge: Some(Err(9)),
+                timed_out: false
             })
         ),
         "{lost:?}"
+    );
+    // Neither answers within the try timeout: both ends are reported pending.
+    let late = wait_or_hedge(
+        sleep(2000, Ok(1)),
+        &slow,
+        Duration::from_millis(300),
+        watch(every),
+        Some(|| Some(sleep(2000, Ok(2)))),
+    )
+    .await;
+    assert!(
+        matches!(
+            late,
+            Ok(Waited::Hedged {
+                first: None,
+                hedge: None,
+                timed_out: true
+            })
+        ),
+        "{late:?}"
     );
     // Declined (over budget): the wait goes on alone.
     let declined = wait_or_hedge(

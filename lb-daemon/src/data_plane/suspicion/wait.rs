@@ -10,8 +10,12 @@ use super::{Progress, now_ms};
 /// How a movable request watches its replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watch {
-    /// First judged after this wait, then again every such interval.
+    /// Judged (suspicion, hedge) after this wait, then again every such interval: the
+    /// replica's deadline.
     pub every: Duration,
+    /// From this wait on (at most `every`) it is woken when its replica is suspected
+    /// or leaves rotation: the deadline floor, so such a move is never later than it.
+    pub wake: Duration,
     /// Whether a silent replica may be suspected (`false`: the request only moves when
     /// its replica leaves rotation).
     pub suspect: bool,
@@ -45,7 +49,7 @@ pub(super) async fn wait_for_head<A, E>(
     match wait_or_hedge(attempt, progress, try_timeout, watch, no_hedge).await? {
         Waited::Alone(out) => Ok(out),
         // Without a hedge there is no race; kept total for the types' sake.
-        Waited::Hedged { first, hedge } => first.or(hedge).ok_or(Stalled::Timeout),
+        Waited::Hedged { first, hedge, .. } => first.or(hedge).ok_or(Stalled::Timeout),
     }
 }
 
@@ -54,14 +58,16 @@ pub(super) async fn wait_for_head<A, E>(
 pub enum Waited<A, E> {
     /// No hedge was sent: the try's own end.
     Alone(Result<A, E>),
-    /// A hedge was sent: each try's end, `None` for the one cancelled because the
-    /// other answered first (both are `Some` only when both failed, or when one failed
-    /// and the other answered).
+    /// A hedge was sent: each try's end, `None` for one still waiting when the other
+    /// answered first or when the try timeout passed (both are `Some` only when both
+    /// failed, or when one failed and the other answered).
     Hedged {
         /// The first try's end.
         first: Option<Result<A, E>>,
         /// The hedge's end.
         hedge: Option<Result<A, E>>,
+        /// The try timeout passed with no answer.
+        timed_out: bool,
     },
 }
 
@@ -93,43 +99,53 @@ where
             .map_err(|_| Stalled::Timeout);
     };
     let sent_ms = now_ms();
-    let mut check = tokio::time::Instant::now() + watch.every;
-    // Most requests end here: the wake-up list is not touched before the deadline.
+    let sent = tokio::time::Instant::now();
+    let mut judge = sent + watch.every;
+    // Most requests end here: the wake-up list is not touched before the floor.
+    let wake = (sent + watch.wake.min(watch.every)).min(deadline);
     tokio::select! {
         out = &mut attempt => return Ok(Waited::Alone(out)),
-        () = tokio::time::sleep_until(check.min(deadline)) => {}
+        () = tokio::time::sleep_until(wake) => {}
     }
     loop {
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(Stalled::Timeout);
         }
         // Registered before the checks, so a change between them and the sleep wakes it.
         let changed = progress.changed.notified();
         let mut changed = std::pin::pin!(changed);
         changed.as_mut().enable();
-        if progress.gave_up_on(sent_ms) || (watch.suspect && progress.suspect_if_stalled(sent_ms)) {
+        if progress.gave_up_on(sent_ms) {
             return Err(Stalled::Moved);
         }
-        if let Some(second) = hedge.take().and_then(|start| start()) {
-            return race(attempt, second, deadline).await;
+        if now >= judge {
+            if watch.suspect && progress.suspect_if_stalled(sent_ms) {
+                return Err(Stalled::Moved);
+            }
+            if let Some(second) = hedge.take().and_then(|start| start()) {
+                return Ok(race(attempt, second, deadline).await);
+            }
+            judge += watch.every;
         }
-        check += watch.every;
         tokio::select! {
             out = &mut attempt => return Ok(Waited::Alone(out)),
-            () = tokio::time::sleep_until(check.min(deadline)) => {}
+            () = tokio::time::sleep_until(judge.min(deadline)) => {}
             () = &mut changed => {}
         }
     }
 }
 
-/// The first answer of `first` and `second`; a failure waits for the other.
+/// The first answer of `first` and `second`; a failure waits for the other, and
+/// `deadline` ends the wait for both.
 async fn race<A, E>(
     first: impl Future<Output = Result<A, E>>,
     second: impl Future<Output = Result<A, E>>,
     deadline: tokio::time::Instant,
-) -> Result<Waited<A, E>, Stalled> {
+) -> Waited<A, E> {
     let (mut first, mut second) = (std::pin::pin!(first), std::pin::pin!(second));
     let (mut first_out, mut second_out) = (None, None);
+    let mut timed_out = false;
     while first_out.is_none() || second_out.is_none() {
         tokio::select! {
             out = &mut first, if first_out.is_none() => {
@@ -146,11 +162,15 @@ async fn race<A, E>(
                     break;
                 }
             }
-            () = tokio::time::sleep_until(deadline) => return Err(Stalled::Timeout),
+            () = tokio::time::sleep_until(deadline) => {
+                timed_out = true;
+                break;
+            }
         }
     }
-    Ok(Waited::Hedged {
+    Waited::Hedged {
         first: first_out,
         hedge: second_out,
-    })
+        timed_out,
+    }
 }
