@@ -18,6 +18,16 @@ use common::{
     Daemon, agent, base_config, call, child_pids, counter, join_load, load, signal, wait_for,
 };
 
+/// Three child replicas with today's default heartbeats (interval 1000 ms, timeout
+/// 500 ms, rise 2, fall 3), as the scenarios require: shortening them is not
+/// how a hung replica is handled.
+fn default_heartbeats() -> String {
+    let config = base_config(3);
+    let fast = "interval_ms = 500\ntimeout_ms = 250\n";
+    assert!(config.contains(fast), "base_config changed: {config}");
+    config.replace(fast, "interval_ms = 1000\ntimeout_ms = 500\n")
+}
+
 /// Every replica's row of `/status`.
 fn rows(daemon: &Daemon) -> Vec<serde_json::Value> {
     let (code, body) = call("GET", &daemon.url("/status"), None);
@@ -36,7 +46,7 @@ fn server2(daemon: &Daemon) -> serde_json::Value {
 
 #[test]
 fn a_wedged_replica_is_suspected_and_its_requests_move_without_a_failure() {
-    let daemon = Daemon::start(&base_config(3));
+    let daemon = Daemon::start(&default_heartbeats());
     let address = server2(&daemon)["address"].as_str().unwrap().to_string();
     let fault = |what: &str| {
         let (code, body) = call("POST", &format!("http://{address}/fault"), Some(what));
@@ -81,7 +91,7 @@ fn a_wedged_replica_is_suspected_and_its_requests_move_without_a_failure() {
 
 #[test]
 fn a_frozen_replica_is_suspected_then_respawned_without_a_failure() {
-    let daemon = Daemon::start(&base_config(3));
+    let daemon = Daemon::start(&default_heartbeats());
     let pid = child_pids(daemon.pid())["server2"];
     let stop = Arc::new(AtomicBool::new(false));
     let workers = load(&daemon, 4, 300, Arc::clone(&stop));
@@ -90,8 +100,8 @@ fn a_frozen_replica_is_suspected_then_respawned_without_a_failure() {
     let suspected = wait_for(Duration::from_secs(3), || {
         (server2(&daemon)["suspected"] == true).then_some(())
     });
-    // Heartbeats fail (interval 500 ms, fall 3): the process is replaced.
-    let respawned = wait_for(Duration::from_secs(8), || {
+    // Heartbeats fail (interval 1000 ms, fall 3): the process is replaced.
+    let respawned = wait_for(Duration::from_secs(10), || {
         let row = server2(&daemon);
         (row["respawns"] == 1 && row["state"] == "up").then_some(row)
     });
@@ -120,7 +130,7 @@ fn a_frozen_replica_is_suspected_then_respawned_without_a_failure() {
 
 #[test]
 fn a_slow_endpoint_on_answering_replicas_suspects_nobody() {
-    let daemon = Daemon::start(&base_config(3));
+    let daemon = Daemon::start(&default_heartbeats());
     let stop = Arc::new(AtomicBool::new(false));
     let workers = load(&daemon, 2, 100, Arc::clone(&stop));
     // Six requests far past the 220 ms deadline floor, spread over the replicas.
