@@ -145,6 +145,7 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "upstream.retries" => ("upstream", "retries = 0"),
         "upstream.try_timeout_ms" => ("upstream", "try_timeout_ms = 50"),
         "upstream.suspect_after_ms" => ("upstream", "suspect_after_ms = 0"),
+        "heartbeat.kind" => ("heartbeat", "kind = \"tcp\""),
         "upstream.suspect_latency_multiple" => ("upstream", "suspect_latency_multiple = 7"),
         "upstream.hedge" => ("upstream", "hedge = false"),
         "upstream.hedge_budget_percent" => ("upstream", "hedge_budget_percent = 50"),
@@ -178,13 +179,14 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
 }
 
 /// The keys a reload applies at once (the README says the same).
-const LIVE: [&str; 18] = [
+const LIVE: [&str; 19] = [
     "key",
     "algorithm",
     "maglev_table_size",
     "balance_factor",
     "keyless",
     "log.access",
+    "heartbeat.kind",
     "heartbeat.path",
     "heartbeat.interval_ms",
     "heartbeat.timeout_ms",

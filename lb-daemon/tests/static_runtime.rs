@@ -194,3 +194,48 @@ fn explain_names_the_replica_that_serves_a_key_and_then_its_failover() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("?key="), "{body}");
 }
+
+/// The `state` of `replica` in `/status`.
+fn state_of(daemon: &Daemon, replica: &str) -> String {
+    let (code, body) = call("GET", &daemon.url("/status"), None);
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["message"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == replica)
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_tcp_heartbeat_passes_a_replica_that_speaks_no_http1() {
+    // Accepts connections and closes them without a byte, as an h2-only server does
+    // with an HTTP/1.1 request: an HTTP heartbeat fails, a TCP one passes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for connection in silent.incoming() {
+            drop(connection);
+        }
+    });
+    let config = |kind: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n[heartbeat]\nkind = \"{kind}\"\ninterval_ms = 100\ntimeout_ms = 50\nrise = 1\nfall = 1\n\
+             [runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"h2only\"\naddress = \"127.0.0.1:{port}\"\n"
+        )
+    };
+    let tcp = Daemon::start(&config("tcp"));
+    let up = wait_for(Duration::from_secs(3), || {
+        (state_of(&tcp, "h2only") == "up").then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "a TCP heartbeat did not pass: {}",
+        state_of(&tcp, "h2only")
+    );
+    let http = Daemon::start(&config("http"));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(state_of(&http, "h2only"), "down");
+}

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! [heartbeat]
+//! kind = "http"               # or "tcp": a connection that opens passes
 //! path = "/heartbeat"
 //! interval_ms = 1000
 //! timeout_ms = 500
@@ -22,6 +23,8 @@ use super::rules::{invalid, ms, note, ranged};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatFile {
+    /// What a probe does: `http` (default) or `tcp`.
+    pub kind: Option<String>,
     /// Path probed on each replica.
     pub path: Option<String>,
     /// Probe period, ms.
@@ -34,9 +37,21 @@ pub struct HeartbeatFile {
     pub fall: Option<u64>,
 }
 
+/// What one heartbeat probe does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// `GET <path>`; a 2xx answer passes.
+    Http,
+    /// A TCP connection to the replica's address; opening passes (for replicas that
+    /// speak no HTTP/1.1, such as h2-only gRPC servers).
+    Tcp,
+}
+
 /// Validated `[heartbeat]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heartbeat {
+    /// What a probe does (default [`ProbeKind::Http`]).
+    pub kind: ProbeKind,
     /// Path probed, starting with `/` (default `/heartbeat`).
     pub path: String,
     /// Probe period (10..=3,600,000 ms, default 1,000 ms).
@@ -54,6 +69,17 @@ impl HeartbeatFile {
     /// [`ConfigError::Invalid`] naming the key: a path without a leading `/` or with
     /// whitespace, a timeout above the interval, a threshold out of range.
     pub(super) fn validate(self) -> Result<Heartbeat, ConfigError> {
+        let kind = match self.kind.as_deref() {
+            None | Some("http") => ProbeKind::Http,
+            Some("tcp") => ProbeKind::Tcp,
+            Some(other) => {
+                return Err(invalid(
+                    "heartbeat.kind",
+                    other,
+                    "expected \"http\" or \"tcp\"",
+                ));
+            }
+        };
         let path = self.path.unwrap_or_else(|| "/heartbeat".into());
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
             return Err(invalid(
@@ -87,6 +113,7 @@ impl HeartbeatFile {
             )
         })?;
         Ok(Heartbeat {
+            kind,
             path,
             interval,
             timeout,
@@ -97,8 +124,8 @@ impl HeartbeatFile {
 
 impl Heartbeat {
     /// The keys whose change a reload cannot apply: the thresholds (each replica's
-    /// health state was built with them); path, interval and timeout apply at the
-    /// next probe round.
+    /// health state was built with them); kind, path, interval and timeout apply at
+    /// the next probe round.
     pub(super) fn restart_needed(&self, fresh: &Self) -> Vec<&'static str> {
         let mut changed = Vec::new();
         note(

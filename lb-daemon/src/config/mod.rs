@@ -14,7 +14,8 @@
 //! replicas = 3                # started at boot, named server1..server3
 //! hash = "xxh3"               # or "sha256", "md5", "nginx" (nginx's `hash ... consistent`)
 //! points_per_weight = 160     # virtual nodes per replica
-//! key = ["header:x-lb-key"]   # then keyless; also cookie:NAME, query:NAME, path, client_ip
+//! key = ["header:x-lb-key"]   # then keyless; also cookie:NAME, query:NAME, path,
+//!                              # path_segment:N, client_ip
 //! algorithm = "ring"          # or "maglev" (maglev_table_size = 65537)
 //! balance_factor = 1.25       # bounded loads (HAProxy's hash-balance-factor 125); off by default
 //! keyless = "random"          # or "round_robin", "least_requests"
@@ -44,7 +45,7 @@ pub mod tls;
 pub mod upstream;
 
 pub use admin::{Admin, AdminFile};
-pub use heartbeat::{Heartbeat, HeartbeatFile};
+pub use heartbeat::{Heartbeat, HeartbeatFile, ProbeKind};
 pub use log::{Log, LogFile};
 pub use respawn::{Respawn, RespawnFile};
 pub use runtime::{Runtime, RuntimeFile, StaticReplicaFile};
@@ -400,6 +401,7 @@ mod tests {
                 "heartbeat.timeout_ms",
             ),
             ("[heartbeat]\nfall = 0", "heartbeat.fall"),
+            ("[heartbeat]\nkind = \"grpc\"", "heartbeat.kind"),
             ("[admin]\nmax_per_call = 0", "admin.max_per_call"),
             ("[runtime]\nkind = \"vm\"", "runtime.kind"),
             ("[runtime]\ncommand = []", "runtime.command"),

@@ -1,6 +1,7 @@
 //! Heartbeats: every `heartbeat.interval_ms`, `GET <heartbeat.path>` on each replica
 //! with `heartbeat.timeout_ms`; a 2xx answer is a success, anything else (refused,
-//! reset, timeout, other status) a failure. Results feed the pool's rise/fall state.
+//! reset, timeout, other status) a failure. With `heartbeat.kind = "tcp"` a connection
+//! that opens within the timeout is a success. Results feed the pool's rise/fall state.
 //!
 //! Probes of one round run concurrently; the next round starts one interval after the
 //! previous one started (rounds that overrun are delayed, never stacked).
@@ -19,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Heartbeat;
+use crate::config::{Heartbeat, ProbeKind};
 use crate::control_plane::pool::ReplicaPool;
 
 /// Probes every replica of `pool` until `shutdown` is cancelled.
@@ -47,14 +48,16 @@ pub async fn run(
         for (name, instance) in pool.probe_targets() {
             let client = client.clone();
             let path = heartbeat.path.clone();
-            let limit = heartbeat.timeout;
+            let (kind, limit) = (heartbeat.kind, heartbeat.timeout);
             round.spawn(async move {
-                let outcome = match format!("http://{}{path}", instance.addr).parse::<Uri>() {
-                    Ok(uri) => match timeout(limit, client.get(uri)).await {
-                        Ok(Ok(response)) if response.status().is_success() => Outcome::Success,
-                        _ => Outcome::Failure,
-                    },
-                    Err(_) => Outcome::Failure,
+                let outcome = match kind {
+                    ProbeKind::Http => http_probe(&client, &instance.addr, &path, limit).await,
+                    ProbeKind::Tcp => {
+                        match timeout(limit, tokio::net::TcpStream::connect(instance.addr)).await {
+                            Ok(Ok(_)) => Outcome::Success,
+                            _ => Outcome::Failure,
+                        }
+                    }
                 };
                 (name, instance.id, outcome)
             });
@@ -64,5 +67,21 @@ pub async fn run(
                 pool.observe(&name, instance, outcome);
             }
         }
+    }
+}
+
+/// `GET http://<addr><path>` within `limit`: a 2xx answer passes.
+async fn http_probe(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: &std::net::SocketAddr,
+    path: &str,
+    limit: std::time::Duration,
+) -> Outcome {
+    let Ok(uri) = format!("http://{addr}{path}").parse::<Uri>() else {
+        return Outcome::Failure;
+    };
+    match timeout(limit, client.get(uri)).await {
+        Ok(Ok(response)) if response.status().is_success() => Outcome::Success,
+        _ => Outcome::Failure,
     }
 }

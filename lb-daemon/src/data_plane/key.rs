@@ -12,7 +12,11 @@
 //! | `cookie:NAME` | the value of cookie `NAME` in the `Cookie` headers |
 //! | `query:NAME` | the raw (still percent-encoded) value of query parameter `NAME` |
 //! | `path` | the path, without the query |
+//! | `path_segment:N` | the path's `N`th segment (1..=64), if present and not empty: `path_segment:1` of a gRPC call's `/pkg.Service/Method` is `pkg.Service`, to shard by service |
 //! | `client_ip` | the client's IP address as text (`127.0.0.1`, `::1`) |
+//!
+//! gRPC metadata travels as headers, so `header:NAME` keys RPCs by metadata, and `path`
+//! keys them by method (`/pkg.Service/Method`).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -32,6 +36,8 @@ pub enum KeySource {
     Query(String),
     /// The URI path.
     Path,
+    /// One segment of the URI path, counted from 1.
+    PathSegment(usize),
     /// The client's IP address.
     ClientIp,
 }
@@ -45,9 +51,12 @@ pub enum KeySourceError {
     /// `header:NAME` where NAME cannot be a header name.
     #[error("{0:?} is not a valid header name")]
     BadHeaderName(String),
+    /// `path_segment:N` where N is not a number from 1 to 64.
+    #[error("{0:?}: the segment must be a number from 1 to 64")]
+    BadSegment(String),
     /// None of the known sources.
     #[error(
-        "{0:?} is not a key source; expected header:NAME, cookie:NAME, query:NAME, path or client_ip"
+        "{0:?} is not a key source; expected header:NAME, cookie:NAME, query:NAME, path, path_segment:N or client_ip"
     )]
     Unknown(String),
 }
@@ -55,7 +64,8 @@ pub enum KeySourceError {
 impl FromStr for KeySource {
     type Err = KeySourceError;
 
-    /// Parses `header:NAME`, `cookie:NAME`, `query:NAME`, `path` or `client_ip`.
+    /// Parses `header:NAME`, `cookie:NAME`, `query:NAME`, `path`, `path_segment:N` or
+    /// `client_ip`.
     fn from_str(s: &str) -> Result<Self, KeySourceError> {
         let named = |name: &str| {
             if name.is_empty() {
@@ -70,6 +80,12 @@ impl FromStr for KeySource {
                 .map_err(|_| KeySourceError::BadHeaderName(name.to_string())),
             Some(("cookie", name)) => named(name).map(KeySource::Cookie),
             Some(("query", name)) => named(name).map(KeySource::Query),
+            Some(("path_segment", n)) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .map(KeySource::PathSegment)
+                .ok_or_else(|| KeySourceError::BadSegment(s.to_string())),
             None if s == "path" => Ok(KeySource::Path),
             None if s == "client_ip" => Ok(KeySource::ClientIp),
             _ => Err(KeySourceError::Unknown(s.to_string())),
@@ -137,6 +153,13 @@ impl KeySource {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_bytes())),
             KeySource::Path => Some(Cow::Borrowed(req.path().as_bytes())),
+            KeySource::PathSegment(n) => req
+                .path()
+                .strip_prefix('/')?
+                .split('/')
+                .nth(n - 1)
+                .filter(|segment| !segment.is_empty())
+                .map(|segment| Cow::Borrowed(segment.as_bytes())),
             KeySource::ClientIp => Some(Cow::Owned(client.to_string().into_bytes())),
         }
     }
@@ -204,6 +227,30 @@ mod tests {
     }
 
     #[test]
+    fn a_path_segment_keys_an_rpc_by_its_service() {
+        let s = sources(&["path_segment:1", "client_ip"]);
+        let call = req("/echo.Echo/Say", &[]);
+        assert_eq!(
+            request_key(&s, &call, IP).as_deref(),
+            Some(&b"echo.Echo"[..])
+        );
+        let method = sources(&["path_segment:2"]);
+        assert_eq!(
+            request_key(&method, &call, IP).as_deref(),
+            Some(&b"Say"[..])
+        );
+        // Absent or empty segments fall through to the next source.
+        for path in ["/", "//Say"] {
+            assert_eq!(
+                request_key(&s, &req(path, &[]), IP).as_deref(),
+                Some(&b"127.0.0.1"[..]),
+                "{path}"
+            );
+        }
+        assert_eq!(request_key(&sources(&["path_segment:3"]), &call, IP), None);
+    }
+
+    #[test]
     fn a_request_without_any_source_is_keyless() {
         let s = sources(&["header:x-lb-key", "cookie:sid"]);
         let r = req("/home", &[("cookie", "other=1")]);
@@ -212,7 +259,16 @@ mod tests {
 
     #[test]
     fn bad_sources_are_refused() {
-        for bad in ["header:", "header:bad header", "cookie:", "ip", "query"] {
+        for bad in [
+            "header:",
+            "header:bad header",
+            "cookie:",
+            "ip",
+            "query",
+            "path_segment:0",
+            "path_segment:x",
+            "path_segment:65",
+        ] {
             assert!(bad.parse::<KeySource>().is_err(), "{bad}");
         }
     }
