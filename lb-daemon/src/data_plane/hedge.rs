@@ -8,8 +8,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hyper::Method;
-
 /// Default share of hedge-eligible requests that may be hedged, percent.
 pub const DEFAULT_BUDGET_PERCENT: u32 = 5;
 
@@ -35,9 +33,10 @@ impl Default for Hedging {
 }
 
 impl Hedging {
-    /// Whether a request with `method` may be hedged at all (`GET`, `HEAD`).
-    pub fn applies_to(&self, method: &Method) -> bool {
-        self.enabled && (*method == Method::GET || *method == Method::HEAD)
+    /// Whether a request with `method` may be hedged at all (`GET`, `HEAD`), with
+    /// hedging on and the request not on a slow path.
+    pub fn applies_to(&self, method: &str, slow_path: bool) -> bool {
+        self.enabled && !slow_path && matches!(method, "GET" | "HEAD")
     }
 }
 
@@ -107,12 +106,13 @@ mod tests {
     #[test]
     fn only_get_and_head_are_hedged_and_only_when_on() {
         let on = Hedging::default();
-        assert!(on.applies_to(&Method::GET) && on.applies_to(&Method::HEAD));
-        assert!(!on.applies_to(&Method::PUT) && !on.applies_to(&Method::POST));
+        assert!(on.applies_to("GET", false) && on.applies_to("HEAD", false));
+        assert!(!on.applies_to("PUT", false) && !on.applies_to("POST", false));
+        assert!(!on.applies_to("GET", true), "a slow path is never hedged");
         let off = Hedging {
             enabled: false,
             ..on
         };
-        assert!(!off.applies_to(&Method::GET));
+        assert!(!off.applies_to("GET", false));
     }
 }

@@ -199,7 +199,7 @@ impl Forwarder {
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
-        let hedgeable = settings.hedging.applies_to(&method) && !limits.slow && !upgrade;
+        let hedgeable = settings.hedging.applies_to(method.as_str(), limits.slow) && !upgrade;
         if hedgeable {
             self.hedge_budget.earn(settings.hedging.budget_percent);
         }
@@ -371,30 +371,31 @@ impl Forwarder {
         }
     }
 
-    /// Whether a hedge may go to `next` now: it is still in rotation and takes
+    /// A hedge to `next`, if one may go now: `next` is still in rotation and takes
     /// requests (a suspected one only for its due trial, which the hedge then spends),
-    /// and this worker's budget has a hedge left. Counts the hedge as sent when so.
-    pub(crate) fn take_hedge(&self, next: &Upstream) -> bool {
+    /// and this worker's budget has a hedge left. The hedge is counted as sent and in
+    /// `next`'s in-flight for as long as the returned guard lives.
+    pub(crate) fn take_hedge(&self, next: &Upstream) -> Option<HedgeInFlight> {
         let go = next.progress.in_rotation()
             && next.progress.admits()
             && self.hedge_budget.spend()
             && next.progress.claim(true);
-        if go {
+        go.then(|| {
             self.metrics.hedges.sent.inc();
-        }
-        go
+            HedgeInFlight::at(&next.inflight)
+        })
     }
 
     /// The hedge `request` on `next`, if [`Forwarder::take_hedge`] allows: a
-    /// connection from this worker's pool and a [`Forwarder::hyper_try`], counted in
-    /// `next`'s in-flight while it runs.
+    /// connection from this worker's pool and a [`Forwarder::hyper_try`].
     fn start_hyper_hedge<'r>(
         &'r self,
         next: &'r Upstream,
         request: Request<UpstreamBody>,
     ) -> Option<impl Future<Output = Result<Answer, SendFailure>> + 'r> {
-        self.take_hedge(next).then_some(async move {
-            let _counted = HedgeInFlight::at(&next.inflight);
+        let counted = self.take_hedge(next)?;
+        Some(async move {
+            let _counted = counted;
             let checkout = self
                 .upstreams
                 .checkout(next.instance, next.addr)

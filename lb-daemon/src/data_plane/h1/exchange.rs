@@ -13,7 +13,7 @@ use lb_core::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::WriteHalf;
 
-use crate::data_plane::accounting::{HedgeInFlight, InFlight};
+use crate::data_plane::accounting::InFlight;
 use crate::data_plane::forward::{
     Forwarded, Forwarder, NoConnection, ProxySettings, Tries, TryFailure, exhausted,
 };
@@ -332,15 +332,15 @@ impl Forwarder {
     }
 
     /// The hedge of `request` on `next`, if [`Forwarder::take_hedge`] allows: a
-    /// connection from this worker's pool and a [`Forwarder::lean_try`], counted in
-    /// `next`'s in-flight while it runs.
+    /// connection from this worker's pool and a [`Forwarder::lean_try`].
     fn start_lean_hedge<'r>(
         &'r self,
         next: &'r Upstream,
         request: &'r LeanRequest,
     ) -> Option<impl Future<Output = Result<Answer, TryError>> + 'r> {
-        self.take_hedge(next).then_some(async move {
-            let _counted = HedgeInFlight::at(&next.inflight);
+        let counted = self.take_hedge(next)?;
+        Some(async move {
+            let _counted = counted;
             let checkout = self
                 .lean_upstreams
                 .checkout(next.instance, next.addr)

@@ -291,9 +291,7 @@ fn plan<'s>(
         bytes,
         head_request: head.method == "HEAD",
         idempotent: head.idempotent(),
-        hedgeable: settings.hedging.enabled
-            && !limits.slow
-            && matches!(head.method, "GET" | "HEAD"),
+        hedgeable: settings.hedging.applies_to(head.method, limits.slow),
         limits,
         close: head.close,
         access: settings.access_log.then(|| {
