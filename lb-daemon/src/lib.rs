@@ -59,6 +59,7 @@ use crate::control_plane::state_file::{StateError, StateFile};
 use crate::data_plane::accounting::RetryBudget;
 use crate::data_plane::connection::ConnectionLimits;
 use crate::data_plane::forward::{Forwarder, ProxySettings};
+use crate::data_plane::h2_pool::{H2Limits, H2Pool};
 use crate::data_plane::tls::TlsConfig;
 use crate::data_plane::upstream_pool::{PoolLimits, UpstreamPool};
 use crate::data_plane::worker::{AdminRoute, ProxyHandler, WorkerSettings};
@@ -169,6 +170,7 @@ pub async fn run_with_reloads(
             hash: config.hash,
             points_per_weight: config.points_per_weight,
             routing: config.routing,
+            protocol: config.upstream.protocol,
             health: config.heartbeat.health,
             max_per_call: config.admin.max_per_call,
             backoff_initial: config.respawn.backoff_initial,
@@ -257,6 +259,9 @@ pub async fn run_with_reloads(
             forwarder: Forwarder {
                 upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
                 lean_upstreams: Arc::new(UpstreamPool::new(pool_limits, metrics.queue.clone())),
+                h2_upstreams: Arc::new(H2Pool::new(H2Limits {
+                    connect_timeout: config.upstream.connect_timeout,
+                })),
                 replicas: pool.routing_view(),
                 settings: Arc::clone(&settings),
                 retry_budget: Arc::clone(&retry_budget),

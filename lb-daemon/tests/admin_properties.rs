@@ -49,6 +49,7 @@ fn pool() -> Arc<ReplicaPool> {
         hash: HashAlgorithm::Xxh3,
         points_per_weight: 16,
         routing: Default::default(),
+        protocol: Default::default(),
         health: HealthConfig::default(),
         max_per_call: 4,
         backoff_initial: Duration::from_millis(10),

@@ -197,16 +197,10 @@ fn explain_names_the_replica_that_serves_a_key_and_then_its_failover() {
 
 /// The `state` of `replica` in `/status`.
 fn state_of(daemon: &Daemon, replica: &str) -> String {
-    let (code, body) = call("GET", &daemon.url("/status"), None);
-    assert_eq!(code, 200, "{body}");
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    status["message"]["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == replica)
-        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+    common::replica_status(daemon, replica)["state"]
+        .as_str()
         .unwrap_or_default()
+        .to_string()
 }
 
 #[test]

@@ -3,8 +3,11 @@
 //!
 //! ```toml
 //! [heartbeat]
-//! kind = "http"               # or "tcp": a connection that opens passes
-//! path = "/heartbeat"
+//! kind = "http"               # GET <path> in the replica's protocol (HTTP/1.1 or h2c);
+//!                             # "grpc": grpc.health.v1.Health/Check passes on SERVING;
+//!                             # "tcp": a connection that opens passes
+//! path = "/heartbeat"         # for "http"
+//! service = ""                # for "grpc": the service asked about ("": the server)
 //! interval_ms = 1000
 //! timeout_ms = 500
 //! rise = 2
@@ -25,8 +28,10 @@ use super::rules::{invalid, ms, note, ranged};
 pub struct HeartbeatFile {
     /// What a probe does: `http` (default) or `tcp`.
     pub kind: Option<String>,
-    /// Path probed on each replica.
+    /// Path probed on each replica (`http`).
     pub path: Option<String>,
+    /// Service named in `grpc.health.v1.HealthCheckRequest` (`grpc`).
+    pub service: Option<String>,
     /// Probe period, ms.
     pub interval_ms: Option<u64>,
     /// Probe timeout, ms.
@@ -40,8 +45,12 @@ pub struct HeartbeatFile {
 /// What one heartbeat probe does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeKind {
-    /// `GET <path>`; a 2xx answer passes.
+    /// `GET <path>` in the replica's protocol (HTTP/1.1, or HTTP/2 to an h2c
+    /// replica); a 2xx answer passes.
     Http,
+    /// `grpc.health.v1.Health/Check` over h2c for `heartbeat.service`; passes when
+    /// the call succeeds with status `SERVING` (grpc/grpc `doc/health-checking.md`).
+    Grpc,
     /// A TCP connection to the replica's address; opening passes (for replicas that
     /// speak no HTTP/1.1, such as h2-only gRPC servers).
     Tcp,
@@ -54,6 +63,8 @@ pub struct Heartbeat {
     pub kind: ProbeKind,
     /// Path probed, starting with `/` (default `/heartbeat`).
     pub path: String,
+    /// The gRPC service asked about (default `""`: the whole server).
+    pub service: String,
     /// Probe period (10..=3,600,000 ms, default 1,000 ms).
     pub interval: Duration,
     /// Probe timeout (≤ interval, default 500 ms).
@@ -72,14 +83,23 @@ impl HeartbeatFile {
         let kind = match self.kind.as_deref() {
             None | Some("http") => ProbeKind::Http,
             Some("tcp") => ProbeKind::Tcp,
+            Some("grpc") => ProbeKind::Grpc,
             Some(other) => {
                 return Err(invalid(
                     "heartbeat.kind",
                     other,
-                    "expected \"http\" or \"tcp\"",
+                    "expected \"http\", \"grpc\" or \"tcp\"",
                 ));
             }
         };
+        let service = self.service.unwrap_or_default();
+        if service.len() > 1024 || service.chars().any(char::is_control) {
+            return Err(invalid(
+                "heartbeat.service",
+                &service,
+                "at most 1024 bytes, no control characters",
+            ));
+        }
         let path = self.path.unwrap_or_else(|| "/heartbeat".into());
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
             return Err(invalid(
@@ -115,6 +135,7 @@ impl HeartbeatFile {
         Ok(Heartbeat {
             kind,
             path,
+            service,
             interval,
             timeout,
             health,

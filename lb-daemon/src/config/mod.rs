@@ -48,7 +48,7 @@ pub use admin::{Admin, AdminFile};
 pub use heartbeat::{Heartbeat, HeartbeatFile, ProbeKind};
 pub use log::{Log, LogFile};
 pub use respawn::{Respawn, RespawnFile};
-pub use runtime::{Runtime, RuntimeFile, StaticReplicaFile};
+pub use runtime::{Runtime, RuntimeFile, StaticReplica, StaticReplicaFile};
 pub use server::{Server, ServerFile};
 pub use shutdown::{Shutdown, ShutdownFile};
 pub use tls::{Tls, TlsFile};
@@ -401,7 +401,9 @@ mod tests {
                 "heartbeat.timeout_ms",
             ),
             ("[heartbeat]\nfall = 0", "heartbeat.fall"),
-            ("[heartbeat]\nkind = \"grpc\"", "heartbeat.kind"),
+            ("[heartbeat]\nkind = \"grpc2\"", "heartbeat.kind"),
+            ("[heartbeat]\nservice = \"a\\nb\"", "heartbeat.service"),
+            ("[upstream]\nprotocol = \"h2\"", "upstream.protocol"),
             ("[admin]\nmax_per_call = 0", "admin.max_per_call"),
             ("[runtime]\nkind = \"vm\"", "runtime.kind"),
             ("[runtime]\ncommand = []", "runtime.command"),

@@ -38,6 +38,7 @@
 //! address = "10.0.0.7:8080"
 //! ```
 
+use crate::data_plane::protocol::Protocol;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,6 +102,21 @@ pub struct StaticReplicaFile {
     pub address: String,
     /// Its weight on the ring, 0..=256 (default 1; 0: on the ring but takes no key).
     pub weight: Option<u64>,
+    /// What it speaks, `http1` or `h2c` (default: `upstream.protocol`).
+    pub protocol: Option<String>,
+}
+
+/// A validated `[[runtime.replicas]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticReplica {
+    /// Hostname on the ring.
+    pub name: NodeId,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its ring weight when the file gives one (else the state file's, else 1).
+    pub weight: Option<u32>,
+    /// Its protocol when the file gives one (else `upstream.protocol`).
+    pub protocol: Option<Protocol>,
 }
 
 /// Validated `[runtime]`.
@@ -119,9 +135,8 @@ pub enum Runtime {
     Docker(DockerSettings),
     /// Swarm services.
     Swarm(SwarmSettings),
-    /// Fixed addresses: hostname, address, and the weight when the file gives one
-    /// (else the state file's, else 1).
-    Static(Vec<(NodeId, SocketAddr, Option<u32>)>),
+    /// Fixed addresses.
+    Static(Vec<StaticReplica>),
 }
 
 /// Refuses a key that belongs to another kind.
@@ -345,7 +360,7 @@ fn swarm(
 }
 
 fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
-    let mut replicas: Vec<(NodeId, SocketAddr, Option<u32>)> = Vec::with_capacity(entries.len());
+    let mut replicas: Vec<StaticReplica> = Vec::with_capacity(entries.len());
     for entry in entries {
         let name = NodeId::new(entry.name.as_str())
             .map_err(|e| invalid("runtime.replicas.name", &entry.name, e.to_string()))?;
@@ -360,14 +375,24 @@ fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
             .weight
             .map(|w| super::rules::ranged("runtime.replicas.weight", Some(w), 1, 0, 256))
             .transpose()?;
-        if replicas.iter().any(|(n, _, _)| *n == name) {
+        let protocol = entry
+            .protocol
+            .as_deref()
+            .map(|p| Protocol::parse(p).map_err(|why| invalid("runtime.replicas.protocol", p, why)))
+            .transpose()?;
+        if replicas.iter().any(|r| r.name == name) {
             return Err(invalid(
                 "runtime.replicas.name",
                 &entry.name,
                 "listed twice",
             ));
         }
-        replicas.push((name, address, weight));
+        replicas.push(StaticReplica {
+            name,
+            addr: address,
+            weight,
+            protocol,
+        });
     }
     Ok(Runtime::Static(replicas))
 }
@@ -384,7 +409,7 @@ pub(super) fn check_static_weights(
     let Runtime::Static(replicas) = runtime else {
         return Ok(());
     };
-    for weight in replicas.iter().filter_map(|(_, _, w)| *w) {
+    for weight in replicas.iter().filter_map(|r| r.weight) {
         if u64::from(weight) * u64::from(points_per_weight) > lb_core::MAX_POINTS_PER_NODE {
             return Err(invalid(
                 "runtime.replicas.weight",
@@ -439,7 +464,7 @@ mod tests {
         assert_eq!(swarm.constraints, ["node.role == worker"]);
         let fixed = Config::parse("[runtime]\nkind = \"static\"\n[[runtime.replicas]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\nweight = 3\n").unwrap();
         assert!(
-            matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1 && r[0].2 == Some(3))
+            matches!(fixed.runtime, super::Runtime::Static(ref r) if r.len() == 1 && r[0].weight == Some(3))
         );
         for (text, key) in [
             (

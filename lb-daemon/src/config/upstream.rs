@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! [upstream]
+//! protocol = "http1"          # or "h2c": HTTP/2 without TLS (gRPC servers)
 //! connect_timeout_ms = 1000
 //! retries = 2                 # extra tries on the next distinct replica
 //! try_timeout_ms = 15000      # per try, until the replica's response headers
@@ -32,8 +33,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::rules::invalid;
 use super::rules::{ms, note, ranged};
 use crate::data_plane::hedge::{self, Hedging};
+use crate::data_plane::protocol::Protocol;
 use crate::data_plane::slow_paths::SlowPath;
 use crate::data_plane::suspicion::{self, Suspicion};
 
@@ -41,6 +44,8 @@ use crate::data_plane::suspicion::{self, Suspicion};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamFile {
+    /// What the daemon speaks to replicas: `http1` (default) or `h2c`.
+    pub protocol: Option<String>,
     /// TCP connect timeout to a replica, ms.
     pub connect_timeout_ms: Option<u64>,
     /// Extra tries on the next distinct candidate after a failed one.
@@ -78,6 +83,9 @@ pub struct UpstreamFile {
 /// Validated `[upstream]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
+    /// What the daemon speaks to replicas (default HTTP/1.1); a static replica's own
+    /// `protocol` overrides it.
+    pub protocol: Protocol,
     /// Connect timeout to replicas (default 1,000 ms).
     pub connect_timeout: Duration,
     /// Extra tries on other candidates (0..=10, default 2).
@@ -120,7 +128,14 @@ impl UpstreamFile {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first key out of range.
     pub(super) fn validate(self) -> Result<Upstream, ConfigError> {
+        let protocol = match self.protocol.as_deref() {
+            None => Protocol::Http1,
+            Some(value) => {
+                Protocol::parse(value).map_err(|why| invalid("upstream.protocol", value, why))?
+            }
+        };
         Ok(Upstream {
+            protocol,
             connect_timeout: ms(
                 "upstream.connect_timeout_ms",
                 self.connect_timeout_ms,
@@ -283,6 +298,7 @@ impl Upstream {
     pub(super) fn restart_needed(&self, fresh: &Self) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let c = &mut changed;
+        note(c, "upstream.protocol", self.protocol != fresh.protocol);
         note(
             c,
             "upstream.connect_timeout_ms",

@@ -6,12 +6,14 @@
 //!   which answers admin and observation paths wherever they arrive.
 //! - [`pool`]: the replica pool: membership, health (heartbeat results and passive
 //!   outcomes through rise/fall), respawn; the only publisher of routing snapshots.
-//! - [`prober`]: heartbeats of every replica.
+//! - [`prober`]: heartbeats of every replica; [`grpc_health`]: the gRPC health check's
+//!   messages.
 //! - [`state_file`]: the replica set saved on every change, so a restarted daemon
 //!   finds its replicas again.
 
 pub mod admin_api;
 pub mod admin_listener;
+pub mod grpc_health;
 pub mod pool;
 pub mod prober;
 pub mod state_file;

@@ -8,6 +8,7 @@
 //!   upstream connection goes back to the worker's pool and the request's accounting
 //!   guards drop.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::data_plane::accounting::InFlight;
+use crate::data_plane::h2_pool::StreamSlot;
 use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::upstream_pool::UpstreamPool;
 use crate::runtime::InstanceId;
@@ -166,10 +168,17 @@ pub struct Checkin {
 /// worker's pool; a body dropped before its end (the client went away) takes the
 /// connection down with it, since its remaining bytes would corrupt the next response.
 /// The in-flight guards drop with the body either way.
+///
+/// A body from an h2c replica holds its stream's slot on the multiplexed connection
+/// instead; dropping it early resets that stream (the replica sees a cancel). A gRPC
+/// call's body may carry the call's deadline ([`ProxiedBody::expire_at`]): past it the
+/// body ends with `DEADLINE_EXCEEDED` trailers and the replica's stream is dropped.
 #[derive(Debug)]
 pub struct ProxiedBody {
     inner: Incoming,
     checkin: Option<Checkin>,
+    _stream: Option<StreamSlot>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
     _in_flight: InFlight,
 }
@@ -180,9 +189,24 @@ impl ProxiedBody {
         Self {
             inner,
             checkin,
+            _stream: None,
+            deadline: None,
             done: false,
             _in_flight: in_flight,
         }
+    }
+
+    /// `inner` from an h2c replica, counted on its connection through `stream`.
+    pub fn streamed(inner: Incoming, stream: StreamSlot, in_flight: InFlight) -> Self {
+        let mut body = Self::new(inner, None, in_flight);
+        body._stream = Some(stream);
+        body
+    }
+
+    /// Ends the body at `deadline` (a gRPC call's `grpc-timeout`) with trailers saying
+    /// `DEADLINE_EXCEEDED`, if it has not ended by then.
+    pub fn expire_at(&mut self, deadline: tokio::time::Instant) {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline)));
     }
 
     fn finish(&mut self) {
@@ -201,6 +225,20 @@ impl Body for ProxiedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            // Cut mid-response: the connection is not clean for another request.
+            self.done = true;
+            self.checkin = None;
+            self.deadline = None;
+            return Poll::Ready(Some(Ok(Frame::trailers(
+                crate::data_plane::grpc::deadline_trailers(),
+            ))));
+        }
         // The first poll of an empty body only tells hyper's connection that data is
         // wanted; driving the connection once more hands over what it already read,
         // instead of waiting for this task's next turn on the run queue.

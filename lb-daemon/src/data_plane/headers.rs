@@ -3,8 +3,9 @@
 //!
 //! - Hop-by-hop headers (`Connection` and the headers it names, `Keep-Alive`,
 //!   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are dropped in
-//!   both directions; an HTTP/1.1 `Upgrade` handshake keeps `Connection: upgrade` and
-//!   `Upgrade`, since the daemon tunnels it.
+//!   both directions, but `TE: trailers` goes on (the daemon passes trailers through,
+//!   and gRPC servers require it); an HTTP/1.1 `Upgrade` handshake keeps
+//!   `Connection: upgrade` and `Upgrade`, since the daemon tunnels it.
 //! - `X-Forwarded-For`: every earlier value (however many header lines) then the
 //!   client's address, as one line. `X-Forwarded-Proto`: the scheme the client used.
 //! - `Host`: the client's, untouched; an HTTP/2 client's `:authority` becomes `Host`.
@@ -60,8 +61,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         headers.remove(CONNECTION);
     }
+    // `TE: trailers` says the client takes trailers (gRPC requires it): it goes on,
+    // as nginx's `grpc_pass` and HAProxy send it; other `TE` values stop here.
+    let trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in [KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, TRANSFER_ENCODING] {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -103,6 +115,45 @@ pub fn ensure_host(headers: &mut HeaderMap, uri: &Uri) {
             headers.insert(HOST, value);
         }
     }
+}
+
+/// `request` as an HTTP/2 client sends it to `addr`: the target in absolute form
+/// (`http://<Host>/path?query`, whence h2 takes `:scheme` and `:authority`), `Host`
+/// dropped (RFC 9113 §8.3.1). A `Host` that is no valid authority stays a header and
+/// `:authority` is `addr`.
+pub fn absolute_form<B>(
+    mut request: hyper::Request<B>,
+    addr: std::net::SocketAddr,
+) -> hyper::Request<B> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let from_host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| hyper::http::uri::Authority::try_from(h.as_bytes()).ok());
+    let authority = match from_host {
+        Some(authority) => {
+            request.headers_mut().remove(HOST);
+            authority
+        }
+        None => match hyper::http::uri::Authority::try_from(addr.to_string()) {
+            Ok(authority) => authority,
+            Err(_) => return request,
+        },
+    };
+    if let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+    {
+        *request.uri_mut() = uri;
+    }
+    *request.version_mut() = Version::HTTP_2;
+    request
 }
 
 /// The request target to send upstream: origin form (`/path?query`), whatever form

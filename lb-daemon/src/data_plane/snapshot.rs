@@ -35,6 +35,9 @@ pub struct Upstream {
     pub metrics: Arc<ReplicaMetrics>,
     /// When it last answered, and whether it is suspected of making no progress.
     pub progress: Arc<crate::data_plane::suspicion::Progress>,
+    /// What it speaks: requests to an h2c replica are streams on this worker's
+    /// multiplexed connections to it, never the lean HTTP/1 path's.
+    pub protocol: crate::data_plane::protocol::Protocol,
 }
 
 /// One consistent view of the replicas.

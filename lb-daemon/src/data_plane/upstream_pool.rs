@@ -56,6 +56,31 @@ pub trait Pooled: Send + Sized + 'static {
     fn take_slot(&mut self) -> Option<OwnedSemaphorePermit>;
 }
 
+/// Where a try gets its connection to a replica: an [`UpstreamPool`] (HTTP/1, one
+/// request per connection at a time) or the h2c streams of an
+/// [`H2Pool`](crate::data_plane::h2_pool::H2Pool).
+pub trait Connector<C> {
+    /// A connection to `instance` at `addr`, ready for one request.
+    ///
+    /// # Errors
+    /// [`ConnectError`] when none can be had.
+    fn checkout(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<Checkout<C>, ConnectError>> + Send;
+}
+
+impl<C: Pooled> Connector<C> for UpstreamPool<C> {
+    async fn checkout(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Checkout<C>, ConnectError> {
+        UpstreamPool::checkout(self, instance, addr).await
+    }
+}
+
 /// Limits of a worker's upstream connections.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolLimits {
@@ -102,8 +127,8 @@ pub enum ConnectError {
         /// How long the request waited.
         waited_ms: u64,
     },
-    /// The HTTP/1 handshake failed.
-    #[error("HTTP/1 handshake with {addr}: {source}")]
+    /// The HTTP/1 or HTTP/2 handshake failed.
+    #[error("handshake with {addr}: {source}")]
     Handshake {
         /// The replica's address.
         addr: SocketAddr,

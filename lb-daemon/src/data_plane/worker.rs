@@ -23,7 +23,8 @@ use tokio_util::task::TaskTracker;
 use crate::control_plane::admin_listener::App;
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::connection::{self, Activity, ConnectionLimits, Handler};
-use crate::data_plane::forward::Forwarder;
+use crate::data_plane::forward::{Forwarded, Forwarder};
+use crate::data_plane::grpc;
 use crate::data_plane::h1;
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::tls::{self, Secure, TlsConfig};
@@ -86,10 +87,41 @@ impl Handler for ProxyHandler {
             }
             let started = Instant::now();
             let in_flight = InFlight::enter(&self.metrics.in_flight).keeping(busy);
-            let (response, forwarded) = self
-                .forwarder
-                .forward(req, client, in_flight, &self.stages)
-                .await;
+            let call = grpc::is_call(req.headers());
+            let deadline = call
+                .then(|| grpc::timeout(req.headers()))
+                .flatten()
+                .map(|t| tokio::time::Instant::now() + t);
+            let forward = self.forwarder.forward(req, client, in_flight, &self.stages);
+            let (mut response, forwarded) = match deadline {
+                None => forward.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, forward).await {
+                    Ok(forwarded) => forwarded,
+                    Err(_) => (
+                        grpc::answer(
+                            grpc::Code::DeadlineExceeded,
+                            "deadline exceeded at the load balancer",
+                        ),
+                        Forwarded::default(),
+                    ),
+                },
+            };
+            if call {
+                let own_failure = response.status() != StatusCode::OK;
+                match response.body_mut() {
+                    // The replica's answer: its stream ends at the deadline too.
+                    Body::Streamed(body) => {
+                        if let Some(deadline) = deadline {
+                            body.expire_at(deadline);
+                        }
+                    }
+                    // The daemon's own: as gRPC answers.
+                    Body::Fixed(_) if own_failure => {
+                        response = grpc::translate(response);
+                    }
+                    Body::Fixed(_) => {}
+                }
+            }
             let took = started.elapsed();
             self.duration.observe(took.as_secs_f64());
             let status = response.status().as_u16();
@@ -264,5 +296,9 @@ async fn sweep(handler: Arc<ProxyHandler>, shutdown: CancellationToken) {
             .forwarder
             .upstreams
             .sweep(Instant::now(), |instance| live.contains(&instance));
+        handler
+            .forwarder
+            .h2_upstreams
+            .sweep(|instance| live.contains(&instance));
     }
 }

@@ -9,29 +9,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use lb_core::NodeId;
 
+use crate::config::StaticReplica;
+use crate::data_plane::protocol::Protocol;
+
 use super::{Adopted, Instance, InstanceId, ReplicaRuntime, RuntimeError};
 
 /// Replicas at fixed addresses.
 #[derive(Debug)]
 pub struct StaticRuntime {
-    configured: Vec<(NodeId, SocketAddr, Option<u32>)>,
+    configured: Vec<StaticReplica>,
     next_id: AtomicU64,
 }
 
 impl StaticRuntime {
-    /// A runtime whose boot replicas are `configured` (hostname, address, and the
-    /// weight the config gives, if any).
-    pub fn new(configured: Vec<(NodeId, SocketAddr, Option<u32>)>) -> Self {
+    /// A runtime whose boot replicas are `configured`.
+    pub fn new(configured: Vec<StaticReplica>) -> Self {
         Self {
             configured,
             next_id: AtomicU64::new(1),
         }
     }
 
-    fn instance(&self, addr: SocketAddr) -> Instance {
+    fn instance(&self, addr: SocketAddr, protocol: Option<Protocol>) -> Instance {
         Instance {
             id: InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             addr,
+            protocol,
         }
     }
 }
@@ -44,7 +47,14 @@ impl ReplicaRuntime for StaticRuntime {
         address: Option<SocketAddr>,
     ) -> Result<Instance, RuntimeError> {
         let addr = address.ok_or_else(|| RuntimeError::AddressRequired(name.clone()))?;
-        Ok(self.instance(addr))
+        // A replica added later speaks the one its configured namesake spoke, else
+        // `upstream.protocol`.
+        let protocol = self
+            .configured
+            .iter()
+            .find(|r| &r.name == name)
+            .and_then(|r| r.protocol);
+        Ok(self.instance(addr, protocol))
     }
 
     async fn stop(&self, _instance: InstanceId) {}
@@ -54,13 +64,13 @@ impl ReplicaRuntime for StaticRuntime {
             running: self
                 .configured
                 .iter()
-                .map(|(name, addr, _)| (name.clone(), self.instance(*addr)))
+                .map(|r| (r.name.clone(), self.instance(r.addr, r.protocol)))
                 .collect(),
             dead: Vec::new(),
             weights: self
                 .configured
                 .iter()
-                .filter_map(|(name, _, weight)| weight.map(|w| (name.clone(), w)))
+                .filter_map(|r| r.weight.map(|w| (r.name.clone(), w)))
                 .collect(),
         })
     }

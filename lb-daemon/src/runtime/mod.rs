@@ -40,6 +40,9 @@ pub struct Instance {
     pub id: InstanceId,
     /// The address its HTTP server accepts on.
     pub addr: SocketAddr,
+    /// What it speaks, when its runtime says (a static replica's `protocol`); `None`:
+    /// `upstream.protocol`. The pool fills it in when the instance joins.
+    pub protocol: Option<crate::data_plane::protocol::Protocol>,
 }
 
 /// Something that happened to an instance without the daemon asking.

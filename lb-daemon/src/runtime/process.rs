@@ -179,7 +179,11 @@ impl ReplicaRuntime for ProcessRuntime {
             },
         );
         tracing::debug!(replica = %name, instance = %id, %addr, "child process ready");
-        Ok(Instance { id, addr })
+        Ok(Instance {
+            id,
+            addr,
+            protocol: None,
+        })
     }
 
     fn pid_of(&self, instance: InstanceId) -> Option<u32> {

@@ -193,6 +193,20 @@ impl Drop for Daemon {
     }
 }
 
+/// `/status`'s entry of `replica` (`Null` when it is not listed).
+pub fn replica_status(daemon: &Daemon, replica: &str) -> serde_json::Value {
+    let (code, body) = call("GET", &daemon.url("/status"), None);
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["message"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == replica)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// One keep-alive client for the whole test binary; a 4xx or 5xx is an answer, not an
 /// error, so `Err` means the transport failed.
 pub fn agent() -> ureq::Agent {

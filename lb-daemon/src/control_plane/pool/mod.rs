@@ -80,7 +80,7 @@ impl ReplicaPool {
         runtime: Arc<dyn ReplicaRuntime>,
     ) -> Result<Arc<Self>, lb_core::Error> {
         let ring = HashRing::with_hasher(settings.hash, settings.points_per_weight)?;
-        let mut members = Members::new(ring, settings.health, settings.routing);
+        let mut members = Members::new(ring, settings.health, settings.routing, settings.protocol);
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(members.snapshot(&settings.metrics)),
             members: Mutex::new(members),

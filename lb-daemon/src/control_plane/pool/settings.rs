@@ -17,6 +17,8 @@ pub struct PoolSettings {
     /// Table (ring or Maglev), bounded loads and keyless policy; a reload changes it
     /// with [`ReplicaPool::set_routing`](super::ReplicaPool::set_routing).
     pub routing: crate::data_plane::routing::Routing,
+    /// What replicas speak unless their runtime says (`upstream.protocol`).
+    pub protocol: crate::data_plane::protocol::Protocol,
     /// Rise/fall thresholds.
     pub health: HealthConfig,
     /// Cap on `n` in one admin call.

@@ -28,10 +28,12 @@ use crate::control_plane::pool::RoutingView;
 use crate::data_plane::accounting::{HedgeInFlight, InFlight, Reservation, RetryBudget};
 use crate::data_plane::body::{Checkin, ProxiedBody, UploadProgress, UpstreamBody};
 use crate::data_plane::h1::RawConnection;
+use crate::data_plane::h2_pool::{H2Pool, H2Stream, StreamSlot};
 use crate::data_plane::headers::{self, is_upgrade};
 use crate::data_plane::hedge::{HedgeBudget, Hedging};
 use crate::data_plane::hyper_connection::HyperConnection;
 use crate::data_plane::key::{HyperRequest, KeySource, request_key};
+use crate::data_plane::protocol::Protocol;
 use crate::data_plane::reply::{Body, failure};
 use crate::data_plane::slow_paths::{SlowPath, limits_for};
 use crate::data_plane::snapshot::Upstream;
@@ -92,6 +94,8 @@ pub struct Forwarder {
     pub upstreams: Arc<UpstreamPool<HyperConnection>>,
     /// This worker's upstream connections for the lean HTTP/1 path.
     pub lean_upstreams: Arc<UpstreamPool<RawConnection>>,
+    /// This worker's multiplexed connections to h2c replicas.
+    pub h2_upstreams: Arc<H2Pool>,
     /// Membership and health, for the routing snapshot and passive outcomes.
     pub replicas: RoutingView,
     /// Reloadable settings.
@@ -206,9 +210,8 @@ impl Forwarder {
         let mut tries = Tries::new(access, idempotent && body.replayable());
         let mut candidates = targets.iter().flatten();
         while let Some(&(name, upstream)) = candidates.next() {
-            let pool = &*self.upstreams;
-            let checkout = match tries
-                .connect(self, pool, name, upstream, &mut in_flight, stages)
+            let checkout = match self
+                .connect(&mut tries, name, upstream, &mut in_flight, stages)
                 .await
             {
                 Ok(checkout) => checkout,
@@ -236,7 +239,7 @@ impl Forwarder {
                         self.start_hyper_hedge(next, request)
                     })
                 });
-            let first = self.hyper_try(checkout, request, upstream);
+            let first = self.send(checkout, request, upstream);
             let waited =
                 wait_or_hedge(first, &upstream.progress, limits.try_timeout, watch, hedge).await;
             let progress = body.progress();
@@ -282,8 +285,8 @@ impl Forwarder {
                     tries.served(self, name, upstream, sample);
                     let upstream_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| hyper::upgrade::on(&mut response));
-                    let response = match (client_upgrade.take(), upstream_upgrade) {
-                        (Some(client_side), Some(upstream_side)) => {
+                    let response = match (client_upgrade.take(), upstream_upgrade, connection) {
+                        (Some(client_side), Some(upstream_side), Leg::H1(connection)) => {
                             tokio::spawn(tunnel::run(
                                 client_side,
                                 upstream_side,
@@ -292,7 +295,7 @@ impl Forwarder {
                             ));
                             switched(response, upstream)
                         }
-                        _ => {
+                        (_, _, connection) => {
                             // A replica may answer before it read the whole upload (413,
                             // 401): such a connection is not clean for the next request.
                             let clean = body.progress().is_none_or(|p| p.finished());
@@ -303,6 +306,8 @@ impl Forwarder {
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
                 Err(SendFailure::Moved) => tries.moved(self, name, &mut in_flight),
+                // Never processed by the replica: any method may go to the next one.
+                Err(SendFailure::Refused) => tries.stale(name, &mut in_flight),
                 Err(SendFailure::Stale) => {
                     tries.stale(name, &mut in_flight);
                     if !idempotent {
@@ -318,6 +323,76 @@ impl Forwarder {
             }
         }
         (exhausted(tries.last, limits.try_timeout), tries.forwarded)
+    }
+
+    /// Starts the next try on `upstream` with a connection of its protocol: one from
+    /// this worker's HTTP/1 pool, or a stream on its multiplexed h2c connections.
+    async fn connect<'a>(
+        &self,
+        tries: &mut Tries<'a>,
+        name: &'a NodeId,
+        upstream: &Upstream,
+        in_flight: &mut InFlight,
+        stages: &StageTimers,
+    ) -> Result<Connection, NoConnection> {
+        match upstream.protocol {
+            Protocol::Http1 => tries
+                .connect(self, &*self.upstreams, name, upstream, in_flight, stages)
+                .await
+                .map(Connection::H1),
+            Protocol::H2c => tries
+                .connect(self, &*self.h2_upstreams, name, upstream, in_flight, stages)
+                .await
+                .map(Connection::H2),
+        }
+    }
+
+    /// One try of `request` on `connection`, to `upstream`, in its protocol.
+    async fn send(
+        &self,
+        connection: Connection,
+        request: Request<UpstreamBody>,
+        upstream: &Upstream,
+    ) -> Result<Answer, SendFailure> {
+        match connection {
+            Connection::H1(checkout) => self.hyper_try(checkout, request, upstream).await,
+            Connection::H2(checkout) => self.h2_try(checkout.upstream, request, upstream).await,
+        }
+    }
+
+    /// One try of `request` as a new stream to the h2c `upstream`. A stream the replica
+    /// refused (`REFUSED_STREAM`) or that a `GOAWAY` left unprocessed retires its
+    /// connection and fails as [`SendFailure::Refused`]: the replica never saw it.
+    async fn h2_try(
+        &self,
+        stream: H2Stream,
+        request: Request<UpstreamBody>,
+        upstream: &Upstream,
+    ) -> Result<Answer, SendFailure> {
+        let connection = stream.connection;
+        let sending = Instant::now();
+        let (answer, slot) = stream
+            .send(headers::absolute_form(request, upstream.addr))
+            .await;
+        match answer {
+            Ok(response) => Ok(Answer {
+                response,
+                connection: Leg::H2(slot),
+                waited: sending.elapsed(),
+            }),
+            Err(e) => {
+                let unprocessed = never_processed(&e);
+                if unprocessed || e.is_closed() {
+                    self.h2_upstreams.retire(upstream.instance, connection);
+                }
+                tracing::debug!(replica = %upstream.addr, error = %e, unprocessed, "h2c stream failed");
+                Err(if unprocessed {
+                    SendFailure::Refused
+                } else {
+                    SendFailure::from(e)
+                })
+            }
+        }
     }
 
     /// One try of `request` on `checkout`, to `upstream`: the response head with the
@@ -347,7 +422,7 @@ impl Forwarder {
                 Ok(response) => {
                     return Ok(Answer {
                         response,
-                        connection,
+                        connection: Leg::H1(connection),
                         waited: sending.elapsed(),
                     });
                 }
@@ -396,16 +471,26 @@ impl Forwarder {
         let counted = self.take_hedge(next)?;
         Some(async move {
             let _counted = counted;
-            let checkout = self
-                .upstreams
-                .checkout(next.instance, next.addr)
-                .await
-                .map_err(|e| match e {
-                    // At its connection cap: not the replica's fault, not charged.
-                    ConnectError::QueueTimeout { .. } => SendFailure::Stale,
-                    _ => SendFailure::Replica(TryFailure::Connect),
-                })?;
-            self.hyper_try(checkout, request, next).await
+            let refused = |e| match e {
+                // At its connection cap: not the replica's fault, not charged.
+                ConnectError::QueueTimeout { .. } => SendFailure::Stale,
+                _ => SendFailure::Replica(TryFailure::Connect),
+            };
+            let connection = match next.protocol {
+                Protocol::Http1 => Connection::H1(
+                    self.upstreams
+                        .checkout(next.instance, next.addr)
+                        .await
+                        .map_err(refused)?,
+                ),
+                Protocol::H2c => Connection::H2(
+                    self.h2_upstreams
+                        .stream(next.instance, next.addr)
+                        .await
+                        .map_err(refused)?,
+                ),
+            };
+            self.send(connection, request, next).await
         })
     }
 
@@ -415,7 +500,7 @@ impl Forwarder {
         &self,
         response: Response<Incoming>,
         upstream: &Upstream,
-        connection: HyperConnection,
+        connection: Leg,
         in_flight: InFlight,
         reusable: bool,
     ) -> Response<Body> {
@@ -424,22 +509,63 @@ impl Forwarder {
         parts
             .headers
             .insert(REPLICA_HEADER, upstream.name_header.clone());
-        let checkin = Checkin {
-            pool: Arc::clone(&self.upstreams),
-            instance: upstream.instance,
-            upstream: connection,
+        let body = match connection {
+            Leg::H1(connection) => {
+                let checkin = Checkin {
+                    pool: Arc::clone(&self.upstreams),
+                    instance: upstream.instance,
+                    upstream: connection,
+                };
+                ProxiedBody::new(body, Some(checkin).filter(|_| reusable), in_flight)
+            }
+            Leg::H2(stream) => {
+                // Whatever the client speaks, hyper writes the head in its version.
+                parts.version = Version::HTTP_11;
+                ProxiedBody::streamed(body, stream, in_flight)
+            }
         };
-        let body = ProxiedBody::new(body, Some(checkin).filter(|_| reusable), in_flight);
         Response::from_parts(parts, Body::Streamed(body))
     }
+}
+
+/// A connection for one try, of the replica's protocol.
+enum Connection {
+    /// From the worker's HTTP/1 pool, checked in when the response is done.
+    H1(Checkout<HyperConnection>),
+    /// A stream on a multiplexed h2c connection.
+    H2(Checkout<H2Stream>),
+}
+
+/// What an answered try's response body holds on to upstream.
+enum Leg {
+    /// The HTTP/1 connection, back to the pool when the body is done.
+    H1(HyperConnection),
+    /// The h2c stream's slot on its connection.
+    H2(StreamSlot),
 }
 
 /// A try's response head and the connection it came on.
 struct Answer {
     response: Response<Incoming>,
-    connection: HyperConnection,
+    connection: Leg,
     /// From sending to the response head.
     waited: Duration,
+}
+
+/// Whether an h2c stream failed before the replica processed it: refused
+/// (`REFUSED_STREAM`, RFC 9113 §8.7) or beyond a `GOAWAY`'s last stream id (h2 then
+/// fails it with the `GOAWAY`'s error). Such a request may go to another replica
+/// whatever its method: gRPC's transparent retry.
+fn never_processed(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.is_remote());
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The request a try sends.

@@ -68,6 +68,10 @@ pub(super) enum SendFailure {
     Stale,
     /// The replica's fault.
     Replica(TryFailure),
+    /// An h2c stream the replica refused or a `GOAWAY` left unprocessed: nobody's
+    /// fault, and since the replica never saw it, any method goes on to the next
+    /// candidate (if its body can be sent again).
+    Refused,
     /// The client's.
     Client(ClientFault),
     /// The replica is suspected of making no progress, or left rotation, while the

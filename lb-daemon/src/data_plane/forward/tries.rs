@@ -13,7 +13,7 @@ use lb_core::NodeId;
 use crate::data_plane::accounting::InFlight;
 use crate::data_plane::reply::Body;
 use crate::data_plane::snapshot::Upstream;
-use crate::data_plane::upstream_pool::{Checkout, ConnectError, Pooled, UpstreamPool};
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, Connector};
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::StageTimers;
 
@@ -68,10 +68,10 @@ impl<'a> Tries<'a> {
 
     /// Starts the next try on `upstream` and takes a connection
     /// to it from `pool`.
-    pub(crate) async fn connect<C: Pooled>(
+    pub(crate) async fn connect<C>(
         &mut self,
         forwarder: &Forwarder,
-        pool: &UpstreamPool<C>,
+        pool: &impl Connector<C>,
         name: &'a NodeId,
         upstream: &Upstream,
         in_flight: &mut InFlight,

@@ -36,6 +36,7 @@ use crate::data_plane::h1::exchange::{Ending, LeanRequest, serialize};
 use crate::data_plane::h1::request::{self, MAX_HEADERS, Parse, RequestHead};
 use crate::data_plane::h1::rewind::Rewind;
 use crate::data_plane::key::{KeyedRequest, request_key};
+use crate::data_plane::protocol::Protocol;
 use crate::data_plane::reply::failure;
 use crate::data_plane::slow_paths::limits_for;
 use crate::data_plane::snapshot::{Snapshot, Upstream};
@@ -286,6 +287,15 @@ fn plan<'s>(
     let mut targets = [None; MAX_TRIES];
     let key = request_key(&settings.key, &head, client.ip());
     let count = snapshot.choose(key.as_deref(), &mut targets[..tries]);
+    // The lean path speaks HTTP/1.1 upstream only: a key whose candidates include an
+    // h2c replica goes to hyper, with the rest of the connection.
+    if targets
+        .iter()
+        .flatten()
+        .any(|(_, upstream)| upstream.protocol == Protocol::H2c)
+    {
+        return Some(Next::Handoff);
+    }
     let limits = limits_for(&settings.slow_paths, head.path(), settings.try_timeout);
     let request = LeanRequest {
         bytes,

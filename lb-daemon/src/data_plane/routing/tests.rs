@@ -48,6 +48,7 @@ fn snapshot(replicas: &[(&str, u32, bool)], routing: Routing) -> Snapshot {
                 progress: Arc::new(crate::data_plane::suspicion::Progress::new(Arc::new(
                     std::sync::atomic::AtomicU64::new(0),
                 ))),
+                protocol: crate::data_plane::protocol::Protocol::Http1,
             },
         );
     }

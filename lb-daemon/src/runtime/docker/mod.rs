@@ -164,7 +164,11 @@ impl DockerRuntime {
         let mut registry = lock(&self.registry);
         registry.by_container.insert(container.clone(), id);
         registry.by_instance.insert(id, container);
-        Instance { id, addr }
+        Instance {
+            id,
+            addr,
+            protocol: None,
+        }
     }
 
     async fn remove(&self, container: &str) {

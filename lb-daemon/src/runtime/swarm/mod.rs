@@ -214,7 +214,11 @@ impl SwarmRuntime {
             Some(instance) if instance.addr == addr => *instance,
             _ => {
                 let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
-                let instance = Instance { id, addr };
+                let instance = Instance {
+                    id,
+                    addr,
+                    protocol: None,
+                };
                 registry.by_name.insert(name.clone(), instance);
                 instance
             }

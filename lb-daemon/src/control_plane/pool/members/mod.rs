@@ -14,6 +14,7 @@ use lb_core::{HashAlgorithm, HashRing, HealthConfig, Maglev, NodeId};
 pub(super) use super::member::{Heartbeat, Member};
 use super::{AdminError, MAX_REPLICAS};
 use crate::control_plane::state_file::{SavedReplica, SavedState};
+use crate::data_plane::protocol::Protocol;
 use crate::data_plane::routing::{Algorithm, Routing};
 use crate::data_plane::snapshot::{Snapshot, Upstream};
 use crate::data_plane::suspicion::Progress;
@@ -40,6 +41,8 @@ pub(super) struct Members {
     rotation: Arc<AtomicUsize>,
     /// When any member last sent response headers (suspicion compares with it).
     answers: Arc<AtomicU64>,
+    /// What members speak when their runtime does not say (`upstream.protocol`).
+    protocol: Protocol,
 }
 
 /// A member taken out by `/rm`, still to be drained and stopped.
@@ -56,6 +59,7 @@ impl Members {
         ring: HashRing<HashAlgorithm>,
         health: HealthConfig,
         routing: Routing,
+        protocol: Protocol,
     ) -> Self {
         Self {
             by_name: BTreeMap::new(),
@@ -68,6 +72,15 @@ impl Members {
             maglev: None,
             rotation: Arc::new(AtomicUsize::new(0)),
             answers: Arc::new(AtomicU64::new(0)),
+            protocol,
+        }
+    }
+
+    /// `instance` with its protocol settled: its runtime's word, else `upstream.protocol`.
+    fn settled(&self, instance: Instance) -> Instance {
+        Instance {
+            protocol: Some(instance.protocol.unwrap_or(self.protocol)),
+            ..instance
         }
     }
 
@@ -205,6 +218,7 @@ impl Members {
         if let Err(e) = self.ring_mut().add(name.clone(), weight) {
             tracing::error!(error = %e, "ring refused a checked name");
         }
+        let instance = self.settled(instance);
         let member = Member::new(self.next_seq, instance, self.health, self.progress(), now);
         self.next_seq += 1;
         self.by_name.insert(name, member);
@@ -363,6 +377,7 @@ impl Members {
         let Some(old) = self.by_name.remove(name) else {
             return false;
         };
+        let instance = self.settled(instance);
         let mut member = Member::new(old.seq, instance, self.health, self.progress(), now);
         member.backoff = old.backoff;
         member.respawns = old.respawns + 1;
@@ -467,6 +482,7 @@ impl Members {
                             .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid")),
                         metrics: metrics.replica(name.as_str()),
                         progress: Arc::clone(&m.progress),
+                        protocol: i.protocol.unwrap_or(self.protocol),
                     };
                     (name.clone(), upstream)
                 })

@@ -4,16 +4,23 @@ use std::net::SocketAddr;
 
 use super::super::member::STABLE_AFTER;
 use super::*;
+use crate::data_plane::protocol::Protocol;
 
 fn members(names: &[&str]) -> Members {
     let ring = HashRing::with_hasher(HashAlgorithm::Xxh3, 160).unwrap();
-    let mut members = Members::new(ring, HealthConfig::default(), Routing::default());
+    let mut members = Members::new(
+        ring,
+        HealthConfig::default(),
+        Routing::default(),
+        Protocol::Http1,
+    );
     let now = Instant::now();
     for (i, name) in names.iter().enumerate() {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
         let instance = Instance {
             id: InstanceId(i as u64 + 1),
             addr,
+            protocol: None,
         };
         members.insert(NodeId::new(*name).unwrap(), instance, 1, now);
     }
@@ -97,6 +104,7 @@ fn fresh_names_and_new_names_avoid_each_other_and_respawns_check_the_generation(
     let instance = Instance {
         id: InstanceId(99),
         addr: "127.0.0.1:9".parse().unwrap(),
+        protocol: None,
     };
     set.insert(s1.clone(), instance, 1, Instant::now());
     assert!(set.is_generation(&s1, set.seq_of(&s1).unwrap()));
@@ -128,6 +136,7 @@ fn following_an_orchestrator_keeps_a_replica_without_a_task_on_the_ring() {
     let instance = |id: u64, port: u16| Instance {
         id: InstanceId(id),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        protocol: None,
     };
     let listed = |entries: &[(&str, Option<Instance>)]| -> Vec<(NodeId, Option<Instance>)> {
         entries
@@ -211,7 +220,12 @@ fn weights_are_kept_saved_and_a_refused_one_changes_nothing() {
 
     // With 5000 points per weight, 256 is more points than one node may hold.
     let ring = HashRing::with_hasher(HashAlgorithm::Xxh3, 5000).unwrap();
-    let coarse = Members::new(ring, HealthConfig::default(), Routing::default());
+    let coarse = Members::new(
+        ring,
+        HealthConfig::default(),
+        Routing::default(),
+        Protocol::Http1,
+    );
     assert!(coarse.check_weight(200).is_ok());
     assert!(matches!(
         coarse.check_weight(256),

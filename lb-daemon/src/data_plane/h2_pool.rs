@@ -1,0 +1,245 @@
+//! A worker's HTTP/2 connections to its h2c replicas (`upstream.protocol = "h2c"`):
+//! requests are streams multiplexed on a few connections per replica incarnation,
+//! never checked out exclusively.
+//!
+//! A request takes the open connection with the fewest streams in flight; when every
+//! connection carries [`STREAMS_PER_CONNECTION`] or more and fewer than
+//! [`CONNECTIONS_PER_REPLICA`] are open, it opens another (HAProxy's `proto h2`
+//! servers and Envoy's HTTP/2 upstream pools share connections likewise). Beyond that
+//! the streams wait in h2's own queue for the replica's `SETTINGS_MAX_CONCURRENT_STREAMS`.
+//!
+//! Each connection's I/O runs in a task of its own on the worker's runtime (h2 frames
+//! of all its streams share it). A connection that received a `GOAWAY` or whose stream
+//! was refused is retired ([`H2Pool::retire`]): the next request opens a new one, while
+//! the streams already on the old one finish there. A connection that closed is
+//! dropped at the next checkout, and every connection of an incarnation that left the
+//! routing snapshot is closed by [`H2Pool::sweep`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::data_plane::body::UpstreamBody;
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, Connector};
+use crate::runtime::InstanceId;
+
+/// Streams in flight on a connection before another connection to the same replica
+/// is opened.
+pub const STREAMS_PER_CONNECTION: usize = 100;
+
+/// Most connections per replica incarnation and worker.
+pub const CONNECTIONS_PER_REPLICA: usize = 4;
+
+/// HTTP/2 ping interval on an upstream connection: a replica that stops answering
+/// pings within [`PING_TIMEOUT`] loses the connection, and its streams end in errors.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// See [`PING_INTERVAL`].
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One multiplexed connection.
+#[derive(Clone)]
+struct Shared {
+    id: u64,
+    sender: http2::SendRequest<UpstreamBody>,
+    streams: Arc<AtomicUsize>,
+}
+
+/// A stream's claim on a connection: counted in its streams until dropped (with the
+/// response body, when the stream is over).
+#[derive(Debug)]
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection ready to carry one more stream.
+pub struct H2Stream {
+    sender: http2::SendRequest<UpstreamBody>,
+    slot: StreamSlot,
+    /// The connection, for [`H2Pool::retire`].
+    pub connection: u64,
+}
+
+impl std::fmt::Debug for H2Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Stream")
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H2Stream {
+    /// Sends `request` as a new stream: the response head, and the slot the response
+    /// body keeps while it streams.
+    ///
+    /// # Errors
+    /// hyper's: the stream was refused or reset, the connection failed or went away.
+    pub async fn send(
+        mut self,
+        request: Request<UpstreamBody>,
+    ) -> (Result<Response<Incoming>, hyper::Error>, StreamSlot) {
+        let answer = self.sender.send_request(request).await;
+        (answer, self.slot)
+    }
+}
+
+/// Limits of a worker's h2c connections.
+#[derive(Debug, Clone, Copy)]
+pub struct H2Limits {
+    /// TCP connect and HTTP/2 handshake deadline.
+    pub connect_timeout: Duration,
+}
+
+/// One worker's HTTP/2 connections to h2c replicas.
+pub struct H2Pool {
+    replicas: Mutex<HashMap<InstanceId, Vec<Shared>>>,
+    limits: H2Limits,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for H2Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Pool")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H2Pool {
+    /// An empty pool.
+    pub fn new(limits: H2Limits) -> Self {
+        Self {
+            replicas: Mutex::new(HashMap::new()),
+            limits,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A stream on the least busy open connection to `instance`, or on a new one to
+    /// `addr` when all are busy and the replica has fewer than
+    /// [`CONNECTIONS_PER_REPLICA`].
+    ///
+    /// # Errors
+    /// [`ConnectError`] when a new connection cannot be made.
+    pub async fn stream(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Checkout<H2Stream>, ConnectError> {
+        let busiest_allowed = {
+            let mut replicas = self.lock();
+            let connections = replicas.entry(instance).or_default();
+            connections.retain(|c| !c.sender.is_closed());
+            let least = connections
+                .iter()
+                .min_by_key(|c| c.streams.load(Ordering::Relaxed))
+                .cloned();
+            match least {
+                Some(c)
+                    if c.streams.load(Ordering::Relaxed) < STREAMS_PER_CONNECTION
+                        || connections.len() >= CONNECTIONS_PER_REPLICA =>
+                {
+                    Some(c)
+                }
+                _ => None,
+            }
+        };
+        let (shared, reused) = match busiest_allowed {
+            Some(shared) => (shared, true),
+            None => (self.connect(instance, addr).await?, false),
+        };
+        shared.streams.fetch_add(1, Ordering::Relaxed);
+        Ok(Checkout {
+            upstream: H2Stream {
+                sender: shared.sender,
+                slot: StreamSlot(shared.streams),
+                connection: shared.id,
+            },
+            reused,
+        })
+    }
+
+    /// A new connection to `addr`, its I/O in a task of its own, listed for `instance`.
+    async fn connect(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Shared, ConnectError> {
+        let handshake = async {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| ConnectError::Io { addr, source })?;
+            let _ = stream.set_nodelay(true);
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(PING_INTERVAL)
+                .keep_alive_timeout(PING_TIMEOUT)
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|source| ConnectError::Handshake { addr, source })
+        };
+        let (sender, connection) = tokio::time::timeout(self.limits.connect_timeout, handshake)
+            .await
+            .map_err(|_| ConnectError::Timeout(addr))??;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%addr, error = %e, "h2c upstream connection ended with an error");
+            }
+        });
+        let shared = Shared {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            sender,
+            streams: Arc::new(AtomicUsize::new(0)),
+        };
+        self.lock()
+            .entry(instance)
+            .or_default()
+            .push(shared.clone());
+        Ok(shared)
+    }
+
+    /// Stops giving out `connection` to `instance` (it received a `GOAWAY` or refused
+    /// a stream); its streams in flight finish on it.
+    pub fn retire(&self, instance: InstanceId, connection: u64) {
+        if let Some(connections) = self.lock().get_mut(&instance) {
+            connections.retain(|c| c.id != connection);
+        }
+    }
+
+    /// Forgets closed connections, and all connections of incarnations for which
+    /// `live` is false (their I/O tasks end once their streams are done).
+    pub fn sweep(&self, live: impl Fn(InstanceId) -> bool) {
+        self.lock().retain(|instance, connections| {
+            connections.retain(|c| !c.sender.is_closed());
+            live(*instance) && !connections.is_empty()
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Vec<Shared>>> {
+        // Each critical section is a retain, a push or a scan: a poisoned map is
+        // consistent.
+        self.replicas.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Connector<H2Stream> for H2Pool {
+    async fn checkout(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Checkout<H2Stream>, ConnectError> {
+        self.stream(instance, addr).await
+    }
+}

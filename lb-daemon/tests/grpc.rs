@@ -1,0 +1,364 @@
+//! gRPC through the daemon with a real gRPC stack: tonic's client, and `grpc-replica`
+//! (tonic's server) as h2c replicas the process runtime starts
+//! (`upstream.protocol = "h2c"`, `heartbeat.kind = "grpc"`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Daemon, binary, child_pids, free_port, replica_status, signal, wait_for};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_grpc_example::echo::echo_client::EchoClient;
+use lb_grpc_example::echo::{CountRequest, SayRequest, SetServingRequest};
+use lb_grpc_example::{COUNT_TRAILER, SERVICE_NAME};
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+/// Three grpc-replica children spoken to over h2c, probed with gRPC health checks.
+fn grpc_config(replicas: usize) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nreplicas = {replicas}\n\n[runtime]\ncommand = [{:?}, \"--host\", \"127.0.0.1\"]\n\n[upstream]\nprotocol = \"h2c\"\n\n[heartbeat]\nkind = \"grpc\"\nservice = \"{SERVICE_NAME}\"\ninterval_ms = 300\ntimeout_ms = 250\nrise = 2\nfall = 2\n\n[shutdown]\ngrace_ms = 2000\n",
+        binary("grpc-replica").display().to_string()
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(daemon: &Daemon) -> EchoClient<Channel> {
+    EchoClient::connect(format!("http://{}", daemon.addr))
+        .await
+        .unwrap()
+}
+
+fn keyed<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-lb-key", key.parse().unwrap());
+    request
+}
+
+fn say(message: &str, key: &str) -> Request<SayRequest> {
+    keyed(
+        SayRequest {
+            message: message.into(),
+            delay_ms: 0,
+        },
+        key,
+    )
+}
+
+/// The replica's state on `/status`.
+fn state_of(daemon: &Daemon, replica: &str) -> String {
+    replica_status(daemon, replica)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The replica's respawn count on `/status`.
+fn respawns_of(daemon: &Daemon, replica: &str) -> u64 {
+    replica_status(daemon, replica)["respawns"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn unary_calls_stick_to_their_key_and_spread_over_the_replicas() {
+    let daemon = Daemon::start(&grpc_config(3));
+    runtime().block_on(async {
+        let mut client = client(&daemon).await;
+        let mut homes: HashMap<String, String> = HashMap::new();
+        for round in 0..3 {
+            for k in 0..20 {
+                let key = format!("user-{k}");
+                let response = client.say(say(&format!("hi {round}"), &key)).await.unwrap();
+                let header = response
+                    .metadata()
+                    .get("x-lb-replica")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let reply = response.into_inner();
+                assert_eq!(reply.message, format!("hi {round}"));
+                assert_eq!(reply.replica, header, "x-lb-replica names the server");
+                let home = homes.entry(key.clone()).or_insert(reply.replica.clone());
+                assert_eq!(*home, reply.replica, "{key} moved");
+            }
+        }
+        let used: HashSet<&String> = homes.values().collect();
+        assert!(used.len() >= 2, "20 keys all on {used:?}");
+    });
+}
+
+#[test]
+fn streams_both_ways_and_trailers_pass_through() {
+    let daemon = Daemon::start(&grpc_config(2));
+    runtime().block_on(async {
+        let mut client = client(&daemon).await;
+        // Server streaming, ended by custom trailing metadata.
+        let count = CountRequest {
+            count: 5,
+            interval_ms: 20,
+        };
+        let mut stream = client
+            .count(keyed(count, "stream-key"))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got = Vec::new();
+        while let Some(reply) = stream.message().await.unwrap() {
+            got.push(reply.message);
+        }
+        assert_eq!(got, ["0", "1", "2", "3", "4"]);
+        let trailers = stream.trailers().await.unwrap().expect("trailers");
+        assert_eq!(trailers.get(COUNT_TRAILER).unwrap(), "5");
+
+        // Bidi: each message answered as it comes, by one replica.
+        let said: Vec<SayRequest> = (0..10)
+            .map(|i| SayRequest {
+                message: format!("m{i}"),
+                delay_ms: 0,
+            })
+            .collect();
+        let mut replies = client
+            .chat(keyed(tokio_stream::iter(said), "chat-key"))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut echoed = Vec::new();
+        let mut servers = HashSet::new();
+        while let Some(reply) = replies.message().await.unwrap() {
+            echoed.push(reply.message);
+            servers.insert(reply.replica);
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        assert_eq!(echoed, expected);
+        assert_eq!(servers.len(), 1);
+    });
+}
+
+/// One gRPC call sent with hyper's own HTTP/2 client (tonic's client would enforce
+/// `grpc-timeout` itself and hide the daemon's answer): `message` framed, the call's
+/// `grpc-timeout`; the response head, the body's gRPC messages, and the trailers.
+async fn raw_call(
+    daemon: &Daemon,
+    path: &str,
+    message: Vec<u8>,
+    grpc_timeout: &str,
+) -> (
+    hyper::http::response::Parts,
+    Vec<u8>,
+    Option<hyper::HeaderMap>,
+) {
+    let stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut framed = vec![0];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(&message);
+    let request = hyper::Request::post(format!("http://{}{path}", daemon.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", grpc_timeout)
+        .header("x-lb-key", "k")
+        .body(Full::new(Bytes::from(framed)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (parts, collected.to_bytes().to_vec(), trailers)
+}
+
+#[test]
+fn grpc_timeout_bounds_the_call_at_the_daemon() {
+    let daemon = Daemon::start(&grpc_config(1));
+    runtime().block_on(async {
+        // A unary call the replica answers after 3 s, with a 300 ms deadline:
+        // DEADLINE_EXCEEDED from the daemon, trailers-only.
+        let slow = SayRequest {
+            message: "slow".into(),
+            delay_ms: 3000,
+        };
+        let started = Instant::now();
+        let (head, body, trailers) =
+            raw_call(&daemon, "/echo.Echo/Say", slow.encode_to_vec(), "300m").await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(head.status, 200);
+        assert_eq!(head.headers["grpc-status"], "4", "{head:?}");
+        assert!(
+            head.headers["grpc-message"]
+                .to_str()
+                .unwrap()
+                .contains("load balancer")
+        );
+        assert!(body.is_empty() && trailers.is_none(), "trailers-only");
+
+        // A server stream past its deadline: the replies so far, then trailers saying
+        // DEADLINE_EXCEEDED.
+        let count = CountRequest {
+            count: 100,
+            interval_ms: 100,
+        };
+        let (head, body, trailers) =
+            raw_call(&daemon, "/echo.Echo/Count", count.encode_to_vec(), "450m").await;
+        assert_eq!(head.status, 200);
+        assert!(
+            head.headers.get("x-lb-replica").is_some(),
+            "the replica's answer"
+        );
+        let trailers = trailers.expect("trailers");
+        assert_eq!(trailers["grpc-status"], "4", "{trailers:?}");
+        let mut replies = 0;
+        let mut rest = &body[..];
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            rest = &rest[5 + len..];
+            replies += 1;
+        }
+        assert!(
+            (2..=6).contains(&replies),
+            "{replies} replies before the deadline"
+        );
+
+        // tonic's client enforces its deadline too: the call fails as it expects.
+        let mut client = client(&daemon).await;
+        let mut request = keyed(
+            SayRequest {
+                message: "slow".into(),
+                delay_ms: 3000,
+            },
+            "k",
+        );
+        request.set_timeout(Duration::from_millis(300));
+        let status = client.say(request).await.unwrap_err();
+        assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{status:?}"
+        );
+    });
+}
+
+#[test]
+fn a_killed_replica_ends_its_stream_and_new_calls_go_to_the_next() {
+    let daemon = Daemon::start(&grpc_config(3));
+    runtime().block_on(async {
+        let mut client = client(&daemon).await;
+        let key = "victim-key";
+        let count = CountRequest {
+            count: 200,
+            interval_ms: 50,
+        };
+        let mut stream = client.count(keyed(count, key)).await.unwrap().into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        let victim = first.replica;
+        let pid = child_pids(daemon.pid())[&victim];
+        signal(pid, "KILL");
+        let ended = loop {
+            match stream.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream of a killed replica ended cleanly"),
+                Err(status) => break status,
+            }
+        };
+        assert_ne!(ended.code(), Code::Ok, "{ended:?}");
+        // At once, before any heartbeat: every new call succeeds, on the key's next
+        // replica (or on the victim's respawned process, once the runtime restarted it).
+        for i in 0..10 {
+            let reply = client
+                .say(say(&format!("after {i}"), key))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(
+                reply.replica != victim || respawns_of(&daemon, &victim) >= 1,
+                "a call went to the killed process"
+            );
+        }
+    });
+}
+
+#[test]
+fn grpc_health_checks_take_a_not_serving_replica_down_and_back() {
+    let daemon = Daemon::start(&grpc_config(2));
+    runtime().block_on(async {
+        let mut client = client(&daemon).await;
+        let key = "health-key";
+        let home = client
+            .say(say("who", key))
+            .await
+            .unwrap()
+            .into_inner()
+            .replica;
+        client
+            .set_serving(keyed(SetServingRequest { serving: false }, key))
+            .await
+            .unwrap();
+        // Down, then respawned by the process runtime (a new process, serving).
+        wait_for(Duration::from_secs(5), || {
+            daemon
+                .log_contains("replica Down: fall consecutive failed heartbeats")
+                .then_some(())
+        })
+        .expect("a NOT_SERVING replica goes down");
+        let other = if home == "server1" {
+            "server2"
+        } else {
+            "server1"
+        };
+        assert_eq!(state_of(&daemon, other), "up", "a SERVING replica stays up");
+        // Back Up after its respawn, serving its keys again.
+        wait_for(Duration::from_secs(5), || {
+            (state_of(&daemon, &home) == "up").then_some(())
+        })
+        .expect("the respawned replica comes back up");
+        let again = client
+            .say(say("who", key))
+            .await
+            .unwrap()
+            .into_inner()
+            .replica;
+        assert_eq!(again, home);
+    });
+}
+
+#[test]
+fn the_daemon_answers_unavailable_as_grpc_when_no_replica_takes_the_call() {
+    let port = free_port();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\n[runtime]\nkind = \"static\"\n\n[[runtime.replicas]]\nname = \"gone\"\naddress = \"127.0.0.1:{port}\"\nprotocol = \"h2c\"\n\n[heartbeat]\nkind = \"grpc\"\ninterval_ms = 200\ntimeout_ms = 100\n"
+    );
+    let daemon = Daemon::start(&config);
+    runtime().block_on(async {
+        let mut client = client(&daemon).await;
+        // Refused connections (while Up), then no replica Up at all: UNAVAILABLE both.
+        let status = client.say(say("x", "k")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("gone"), "{status:?}");
+        wait_for(Duration::from_secs(5), || {
+            (state_of(&daemon, "gone") == "down").then_some(())
+        })
+        .expect("the heartbeats take it down");
+        let status = client.say(say("x", "k")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(
+            status.message().contains("no healthy replica"),
+            "{status:?}"
+        );
+    });
+}
