@@ -6,6 +6,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -361,4 +363,123 @@ fn the_daemon_answers_unavailable_as_grpc_when_no_replica_takes_the_call() {
             "{status:?}"
         );
     });
+}
+
+/// An h2c replica made with the `h2` crate: it counts the streams it gets, and resets
+/// each with `reset`, or answers a gRPC success.
+fn h2_replica(reset: Option<h2::Reason>) -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&streams);
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let Ok(mut connection) = h2::server::handshake(socket).await else {
+                        return;
+                    };
+                    while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        if let Some(reason) = reset {
+                            respond.send_reset(reason);
+                            continue;
+                        }
+                        let head = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .unwrap();
+                        let mut send = respond.send_response(head, false).unwrap();
+                        let _ = send.send_data(Bytes::from_static(b"\x00\x00\x00\x00\x00"), false);
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let _ = send.send_trailers(trailers);
+                    }
+                });
+            }
+        });
+    });
+    (port, streams)
+}
+
+/// A daemon before the two `h2_replica`s (TCP heartbeats: they serve no health check).
+fn daemon_before(first: u16, second: u16) -> Daemon {
+    Daemon::start(&format!(
+        "listen = \"127.0.0.1:0\"\n\n[runtime]\nkind = \"static\"\n\n[[runtime.replicas]]\nname = \"first\"\naddress = \"127.0.0.1:{first}\"\n\n[[runtime.replicas]]\nname = \"second\"\naddress = \"127.0.0.1:{second}\"\n\n[upstream]\nprotocol = \"h2c\"\n\n[heartbeat]\nkind = \"tcp\"\n"
+    ))
+}
+
+/// 30 unary calls with distinct keys through `daemon`: how many succeeded.
+fn unary_calls(daemon: &Daemon) -> usize {
+    runtime().block_on(async {
+        let mut ok = 0;
+        for k in 0..30 {
+            let message = SayRequest {
+                message: format!("m{k}"),
+                delay_ms: 0,
+            };
+            let stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let mut framed = vec![0, 0, 0, 0, message.encoded_len() as u8];
+            framed.extend_from_slice(&message.encode_to_vec());
+            let request = hyper::Request::post(format!("http://{}/echo.Echo/Say", daemon.addr))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("x-lb-key", format!("key-{k}"))
+                .body(Full::new(Bytes::from(framed)))
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.headers().get("grpc-status").cloned();
+            let collected = response.into_body().collect().await.unwrap();
+            let status = status.or_else(|| collected.trailers()?.get("grpc-status").cloned());
+            if status.as_ref().is_some_and(|s| s == "0") {
+                ok += 1;
+            } else {
+                assert_eq!(
+                    status.unwrap(),
+                    "14",
+                    "the daemon's own answer is UNAVAILABLE"
+                );
+            }
+        }
+        ok
+    })
+}
+
+#[test]
+fn only_streams_a_replica_never_processed_go_to_the_next_replica() {
+    // REFUSED_STREAM: the replica did not process the call; it goes on, uncharged.
+    let (refusing, refused) = h2_replica(Some(h2::Reason::REFUSED_STREAM));
+    let (good, served) = h2_replica(None);
+    let daemon = daemon_before(refusing, good);
+    assert_eq!(unary_calls(&daemon), 30, "every call succeeds");
+    let refused = refused.load(Ordering::SeqCst);
+    assert!(refused > 0, "some keys start on the refusing replica");
+    assert_eq!(served.load(Ordering::SeqCst), 30);
+    let (_, metrics) = common::call("GET", &daemon.url("/metrics"), None);
+    let charged: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("lb_upstream_failures_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(charged, 0.0, "a refused stream is charged to nobody");
+    drop(daemon);
+
+    // Any other reset may come after the replica acted: the call is not sent again.
+    let (resetting, reset) = h2_replica(Some(h2::Reason::INTERNAL_ERROR));
+    let (good, served) = h2_replica(None);
+    let daemon = daemon_before(resetting, good);
+    let ok = unary_calls(&daemon);
+    let reset = reset.load(Ordering::SeqCst);
+    assert!(reset > 0, "some keys start on the resetting replica");
+    assert_eq!(ok, 30 - reset, "each reset call fails as UNAVAILABLE");
+    assert_eq!(served.load(Ordering::SeqCst), ok, "no call was sent twice");
 }

@@ -105,15 +105,30 @@ impl UploadProgress {
 pub struct ClientBody {
     inner: Incoming,
     progress: Arc<UploadProgress>,
+    /// Bytes read before streaming started, sent first.
+    arrived: Option<Bytes>,
+    /// A frame read before streaming started (trailers), sent after them.
+    held: Option<Frame<Bytes>>,
 }
 
 impl ClientBody {
     /// Wraps `inner`; the returned progress is updated as it is read.
     pub fn new(inner: Incoming) -> (Self, Arc<UploadProgress>) {
+        Self::with_arrived(inner, Bytes::new(), None)
+    }
+
+    /// Wraps `inner`, of which `arrived` (then `held`) was read already.
+    pub fn with_arrived(
+        inner: Incoming,
+        arrived: Bytes,
+        held: Option<Frame<Bytes>>,
+    ) -> (Self, Arc<UploadProgress>) {
         let progress = Arc::new(UploadProgress::default());
         let body = Self {
             inner,
             progress: Arc::clone(&progress),
+            arrived: Some(arrived).filter(|a| !a.is_empty()),
+            held,
         };
         (body, progress)
     }
@@ -127,6 +142,12 @@ impl Body for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(arrived) = self.arrived.take() {
+            return Poll::Ready(Some(Ok(Frame::data(arrived))));
+        }
+        if let Some(held) = self.held.take() {
+            return Poll::Ready(Some(Ok(held)));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.progress.0.store(UPLOADED, Ordering::Relaxed),
@@ -142,11 +163,18 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.arrived.is_none() && self.held.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let ahead = self.arrived.as_ref().map_or(0, |a| a.len() as u64);
+        let rest = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + ahead);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
     }
 }
 

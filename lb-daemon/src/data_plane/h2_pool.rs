@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::client::conn::http2;
+use hyper::client::conn::{TrySendError, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -86,11 +86,16 @@ impl H2Stream {
     ///
     /// # Errors
     /// hyper's: the stream was refused or reset, the connection failed or went away.
+    /// A request the connection closed under before handing it to HTTP/2 comes back
+    /// in the error ([`TrySendError::take_message`]): it was never sent.
     pub async fn send(
         mut self,
         request: Request<UpstreamBody>,
-    ) -> (Result<Response<Incoming>, hyper::Error>, StreamSlot) {
-        let answer = self.sender.send_request(request).await;
+    ) -> (
+        Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>,
+        StreamSlot,
+    ) {
+        let answer = self.sender.try_send_request(request).await;
         (answer, self.slot)
     }
 }

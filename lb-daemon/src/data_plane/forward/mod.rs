@@ -184,6 +184,12 @@ impl Forwarder {
         let idempotent = is_idempotent(&method);
         let limits = limits_for(&settings.slow_paths, uri.path(), settings.try_timeout);
 
+        // A stream an h2c replica refuses may go to the next replica whatever the
+        // method: such requests keep a body that has arrived whole.
+        let to_h2c = targets
+            .iter()
+            .flatten()
+            .any(|(_, upstream)| upstream.protocol == Protocol::H2c);
         let mut _reservation: Option<Reservation> = None;
         let mut body = match Prepared::prepare(
             &self.retry_budget,
@@ -191,6 +197,7 @@ impl Forwarder {
             &settings,
             tries > 1,
             &mut _reservation,
+            to_h2c,
         )
         .await
         {
@@ -199,7 +206,8 @@ impl Forwarder {
         };
         // A copy of the headers only when a try after a sent one may happen.
         let template: Option<HeaderMap> =
-            (idempotent && tries > 1 && body.replayable()).then(|| parts.headers.clone());
+            ((idempotent || to_h2c) && tries > 1 && body.replayable())
+                .then(|| parts.headers.clone());
         let mut headers = Some(parts.headers);
         let mut client_upgrade = client_upgrade;
 
@@ -361,40 +369,64 @@ impl Forwarder {
     }
 
     /// One try of `request` as a new stream to the h2c `upstream`. A stream the replica
-    /// refused (`REFUSED_STREAM`) or that a `GOAWAY` left unprocessed retires its
-    /// connection and fails as [`SendFailure::Refused`]: the replica never saw it.
+    /// refused (`REFUSED_STREAM`) or that a `GOAWAY` left unprocessed fails as
+    /// [`SendFailure::Refused`]: the replica never saw it. A failure that is more than
+    /// one stream's reset (`GOAWAY`, the connection broke) retires the connection.
+    ///
+    /// A request that a connection closing under it gave back unsent goes out once more
+    /// on another connection to the same replica, as on the HTTP/1 path.
     async fn h2_try(
         &self,
         stream: H2Stream,
         request: Request<UpstreamBody>,
         upstream: &Upstream,
     ) -> Result<Answer, SendFailure> {
-        let connection = stream.connection;
         let sending = Instant::now();
-        let (answer, slot) = stream
-            .send(headers::absolute_form(request, upstream.addr))
-            .await;
-        match answer {
-            Ok(response) => Ok(Answer {
-                response,
-                connection: Leg::H2(slot),
-                waited: sending.elapsed(),
-            }),
-            Err(e) => {
-                let unprocessed = never_processed(&e);
-                if unprocessed || e.is_closed() {
-                    self.h2_upstreams.retire(upstream.instance, connection);
+        let mut stream = stream;
+        let mut request = headers::absolute_form(request, upstream.addr);
+        let mut resent = false;
+        loop {
+            let connection = stream.connection;
+            let (answer, slot) = stream.send(request).await;
+            let mut failed = match answer {
+                Ok(response) => {
+                    return Ok(Answer {
+                        response,
+                        connection: Leg::H2(slot),
+                        waited: sending.elapsed(),
+                    });
                 }
-                tracing::debug!(replica = %upstream.addr, error = %e, unprocessed, "h2c stream failed");
-                Err(if unprocessed {
-                    SendFailure::Refused
-                } else {
-                    SendFailure::from(e)
-                })
+                Err(failed) => failed,
+            };
+            match failed.take_message() {
+                Some(unsent) if !resent => {
+                    self.h2_upstreams.retire(upstream.instance, connection);
+                    resent = true;
+                    request = unsent;
+                    stream = self
+                        .h2_upstreams
+                        .stream(upstream.instance, upstream.addr)
+                        .await
+                        .map_err(|_| SendFailure::Replica(TryFailure::Connect))?
+                        .upstream;
+                }
+                _ => {
+                    let e = failed.into_error();
+                    let unprocessed = never_processed(&e);
+                    if !h2_error(&e).is_some_and(h2::Error::is_reset) {
+                        // Not one stream's reset: the connection failed or goes away.
+                        self.h2_upstreams.retire(upstream.instance, connection);
+                    }
+                    tracing::debug!(replica = %upstream.addr, error = %e, unprocessed, "h2c stream failed");
+                    return Err(if unprocessed {
+                        SendFailure::Refused
+                    } else {
+                        SendFailure::from(e)
+                    });
+                }
             }
         }
     }
-
     /// One try of `request` on `checkout`, to `upstream`: the response head with the
     /// connection it came on. A pooled connection that the replica had already closed
     /// gives the request back unsent; it goes out again on a new connection, uncharged.
@@ -557,15 +589,21 @@ struct Answer {
 /// fails it with the `GOAWAY`'s error). Such a request may go to another replica
 /// whatever its method: gRPC's transparent retry.
 fn never_processed(error: &hyper::Error) -> bool {
+    h2_error(error).is_some_and(|h2| {
+        h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote())
+    })
+}
+
+/// The HTTP/2 error behind hyper's, if any.
+fn h2_error(error: &hyper::Error) -> Option<&h2::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-                || (h2.is_go_away() && h2.is_remote());
+            return Some(h2);
         }
         source = e.source();
     }
-    false
+    None
 }
 
 /// The request a try sends.

@@ -1,10 +1,16 @@
 //! The request body, prepared for one or more tries: kept in memory when a second
 //! try may need it again (within the retry budget and its read deadline), else
 //! streamed to the first try that gets a connection.
+//!
+//! A body of unknown length bound for an h2c replica is kept too when it has already
+//! arrived whole (a unary gRPC call's one message comes with its headers): read without
+//! waiting, so a stream the replica refuses can go to the next one. Whatever arrived of
+//! a body still streaming goes first when it is streamed.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
@@ -57,9 +63,13 @@ impl Prepared {
         settings: &ProxySettings,
         may_retry: bool,
         reservation: &mut Option<Reservation>,
+        arrived_whole: bool,
     ) -> Result<Prepared, ClientFault> {
         if body.is_end_stream() {
             return Ok(Prepared::Kept(None));
+        }
+        if may_retry && arrived_whole && body.size_hint().exact().is_none() {
+            return Self::if_arrived(retry_budget, body, settings.retry_body_bytes, reservation);
         }
         let small = body
             .size_hint()
@@ -78,6 +88,48 @@ impl Prepared {
             }
         }
         let (body, progress) = ClientBody::new(body);
+        Ok(Prepared::Streamed(Some(body), progress))
+    }
+
+    /// The body kept if it is all here already (at most `limit` bytes, within the
+    /// retry budget), else streamed, starting with what did arrive.
+    fn if_arrived(
+        retry_budget: &Arc<RetryBudget>,
+        mut body: Incoming,
+        limit: usize,
+        reservation: &mut Option<Reservation>,
+    ) -> Result<Prepared, ClientFault> {
+        let mut arrived = BytesMut::new();
+        let mut held = None;
+        while arrived.len() <= limit {
+            match body.frame().now_or_never() {
+                Some(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        arrived.extend_from_slice(&data);
+                        if body.is_end_stream() {
+                            break;
+                        }
+                    }
+                    Err(other) => {
+                        held = Some(other); // trailers: the body goes on streaming
+                        break;
+                    }
+                },
+                Some(None) => break,
+                Some(Some(Err(e))) => return Err(ClientFault::BrokenBody(e.to_string())),
+                None => break, // more is on its way: stream it
+            }
+        }
+        let whole = held.is_none() && body.is_end_stream() && arrived.len() <= limit;
+        if whole {
+            if let Some(reserved) = retry_budget.reserve(arrived.len()) {
+                *reservation = Some(reserved);
+                return Ok(Prepared::Kept(
+                    Some(arrived.freeze()).filter(|b| !b.is_empty()),
+                ));
+            }
+        }
+        let (body, progress) = ClientBody::with_arrived(body, arrived.freeze(), held);
         Ok(Prepared::Streamed(Some(body), progress))
     }
 }
