@@ -8,7 +8,7 @@
 ///
 /// | function | key → `u64` | point `j` of node `n` |
 /// |---|---|---|
-/// | [`Xxh3`] (default) | `xxh3_64(key)`, seed 0 (XXH3, Yann Collet) | `xxh3_64_with_seed(n, j)`: the id's UTF-8 bytes, seed `j` |
+/// | [`Xxh3`] (default) | `xxh3_64(key)`, seed 0 (XXH3, Yann Collet) | `xxh3_64_with_seed(n, j × 0x9E3779B97F4A7C15)`: the id's UTF-8 bytes, seed `j` spread by the golden-ratio multiplier |
 /// | [`Sha256`] | first 8 bytes of SHA-256(key) (FIPS 180-4), big-endian | the same of the string `"{n}-{j}"` |
 /// | [`Md5`] | first 8 bytes of MD5(key) (RFC 1321), big-endian | the same of the string `"{n}-{j}"` |
 /// | [`Nginx`](crate::Nginx) | CRC-32 (IEEE) of the key | nginx's chained CRC-32 (see [`Nginx`](crate::Nginx)) |
@@ -16,7 +16,11 @@
 /// `"{n}-{j}"` is the node id's UTF-8 bytes, an ASCII `-`, then `j` in decimal ASCII
 /// with no padding: point 0 of `server1` hashes the 9 bytes `server1-0`. XXH3 takes `j`
 /// as its seed instead, which gives independent positions without formatting a string
-/// per point (4× faster ring builds).
+/// per point (4× faster ring builds). The seed is `j` times the 64-bit golden-ratio
+/// constant (Knuth's multiplicative hashing): XXH3 adds the seed to a secret and XORs
+/// the input over it, so for inputs of 1–8 bytes seeds `0, 1, 2, …` would give ids that
+/// differ in one low byte (`py1`, `py2`) the same few positions, shifted, and their
+/// points would coincide (one of three such nodes owned 98 % of the ring).
 ///
 /// Reading the leading digest bytes big-endian means the point equals
 /// `int(hashlib.sha256(b).hexdigest()[:16], 16)` in Python (and likewise for MD5), so a
@@ -68,6 +72,10 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// The 64-bit golden-ratio constant, `2^64 / φ`: point `j`'s XXH3 seed is `j` times it,
+/// so consecutive points' seeds differ in every bit range.
+const SEED_SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// XXH3, 64-bit, seed 0: the default, and the fastest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Xxh3;
@@ -78,12 +86,12 @@ impl HashFunction for Xxh3 {
         xxhash_rust::xxh3::xxh3_64(bytes)
     }
 
-    /// Point `j` is `xxh3_64_with_seed(id, j)`.
+    /// Point `j` is `xxh3_64_with_seed(id, j × SEED_SPREAD)`.
     fn points(&self, id: &str, count: u32, out: &mut Vec<u64>) {
         out.reserve(count as usize);
-        out.extend(
-            (0..u64::from(count)).map(|j| xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), j)),
-        );
+        out.extend((0..u64::from(count)).map(|j| {
+            xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), j.wrapping_mul(SEED_SPREAD))
+        }));
     }
 }
 
@@ -253,8 +261,8 @@ mod tests {
     fn xxh3_points_are_seeded_by_index_and_digests_use_labels() {
         let mut points = Vec::new();
         Xxh3.points("server1", 3, &mut points);
-        let seeded: Vec<u64> = (0..3)
-            .map(|j| xxhash_rust::xxh3::xxh3_64_with_seed(b"server1", j))
+        let seeded: Vec<u64> = (0..3u64)
+            .map(|j| xxhash_rust::xxh3::xxh3_64_with_seed(b"server1", j.wrapping_mul(SEED_SPREAD)))
             .collect();
         assert_eq!(points, seeded);
         points.clear();

@@ -265,3 +265,30 @@ mod maglev_and_bounded {
         assert_eq!(Balancer::total_weight(&ring), 5);
     }
 }
+
+/// Short ids that differ in one byte (`a`/`b`/`c`, `py1`/`py2`/`py3`) get points of
+/// their own: each of three equal nodes owns about a third of the ring. With XXH3 seeds
+/// `0, 1, 2, …` their points coincided and one of `py1..3` owned 98 %.
+#[test]
+fn short_ids_that_differ_in_one_byte_share_the_ring_evenly() {
+    for names in [
+        ["a", "b", "c"],
+        ["py1", "py2", "py3"],
+        ["s01", "s02", "s03"],
+        ["node1", "node2", "node3"],
+        ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+    ] {
+        for algo in [HashAlgorithm::Xxh3, HashAlgorithm::default()] {
+            let mut ring = HashRing::with_hasher(algo, 160).unwrap();
+            for name in names {
+                ring.add(NodeId::new(name).unwrap(), 1).unwrap();
+            }
+            for (name, share) in names.iter().zip(ring.shares()) {
+                assert!(
+                    (0.2..0.47).contains(&share),
+                    "{name} owns {share:.3} of a ring of {names:?} ({algo:?})"
+                );
+            }
+        }
+    }
+}

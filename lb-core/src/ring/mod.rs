@@ -22,7 +22,7 @@ pub const MAX_POINTS_PER_NODE: u64 = 1 << 20;
 /// # Placement
 /// A node of weight `w` owns `w × points_per_weight` points `j = 0, 1, …`, placed by
 /// the ring's [`HashFunction::points`] (the table on [`HashFunction`] lists each:
-/// `xxh3_64_with_seed(n, j)` for [`Xxh3`], the hash of the string `"{n}-{j}"` for
+/// `xxh3_64_with_seed(n, j × 0x9E3779B97F4A7C15)` for [`Xxh3`], the hash of the string `"{n}-{j}"` for
 /// SHA-256 and MD5). A key sits at `hash(key)`, and its owner is the node of the first point
 /// at or after it, wrapping past the top of the hash space to the first point. Points
 /// that collide are ordered by node id, so the ring never depends on the order nodes
