@@ -146,6 +146,8 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
         "upstream.try_timeout_ms" => ("upstream", "try_timeout_ms = 50"),
         "upstream.suspect_after_ms" => ("upstream", "suspect_after_ms = 0"),
         "heartbeat.kind" => ("heartbeat", "kind = \"tcp\""),
+        "heartbeat.service" => ("heartbeat", "service = \"echo.Echo\""),
+        "upstream.protocol" => ("upstream", "protocol = \"h2c\""),
         "upstream.suspect_latency_multiple" => ("upstream", "suspect_latency_multiple = 7"),
         "upstream.hedge" => ("upstream", "hedge = false"),
         "upstream.hedge_budget_percent" => ("upstream", "hedge_budget_percent = 50"),
@@ -179,7 +181,7 @@ fn change_of(key: &str, pem: &(String, String)) -> Option<(&'static str, String)
 }
 
 /// The keys a reload applies at once (the README says the same).
-const LIVE: [&str; 19] = [
+const LIVE: [&str; 20] = [
     "key",
     "algorithm",
     "maglev_table_size",
@@ -188,6 +190,7 @@ const LIVE: [&str; 19] = [
     "log.access",
     "heartbeat.kind",
     "heartbeat.path",
+    "heartbeat.service",
     "heartbeat.interval_ms",
     "heartbeat.timeout_ms",
     "upstream.retries",
