@@ -163,7 +163,13 @@ pub async fn serve<H: Handler, S>(
     let service = service_fn(move |req| {
         let handler = Arc::clone(&handler);
         let activity = Arc::clone(&conn_activity);
-        async move { Ok::<_, std::convert::Infallible>(handler.handle(req, client, &activity).await) }
+        // Boxed: hyper spawns a task per HTTP/2 stream, and tokio moves a task's
+        // future whole (into the task, and out when it ends); this way the kilobytes
+        // of a forward's state are written once, and the task holds a pointer.
+        async move {
+            let handled = Box::pin(handler.handle(req, client, &activity));
+            Ok::<_, std::convert::Infallible>(handled.await)
+        }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);

@@ -163,7 +163,8 @@ impl H2Pool {
         };
         let (shared, reused) = match busiest_allowed {
             Some(shared) => (shared, true),
-            None => (self.connect(instance, addr).await?, false),
+            // Boxed: a handshake's state is kilobytes, and most streams need none.
+            None => (Box::pin(self.connect(instance, addr)).await?, false),
         };
         shared.streams.fetch_add(1, Ordering::Relaxed);
         Ok(Checkout {

@@ -24,6 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -238,7 +239,7 @@ impl<C: Pooled> UpstreamPool<C> {
                 upstream: self.connect(addr, slot).await?,
                 reused: false,
             }),
-            Next::Queue(permits, waiter) => self.queued(addr, permits, waiter).await,
+            Next::Queue(permits, waiter) => Box::pin(self.queued(addr, permits, waiter)).await,
         }
     }
 
@@ -321,7 +322,19 @@ impl<C: Pooled> UpstreamPool<C> {
     }
 
     /// A new connection to `addr`, holding `slot` while open.
-    async fn connect(
+    ///
+    /// Boxed, like the queue's wait: a connect and its handshake take kilobytes of
+    /// future state that every request's state would otherwise reserve, while most
+    /// requests reuse a connection.
+    fn connect(
+        &self,
+        addr: SocketAddr,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Pin<Box<dyn Future<Output = Result<C, ConnectError>> + Send + '_>> {
+        Box::pin(self.connect_now(addr, slot))
+    }
+
+    async fn connect_now(
         &self,
         addr: SocketAddr,
         slot: Option<OwnedSemaphorePermit>,

@@ -92,7 +92,10 @@ impl Handler for ProxyHandler {
                 .then(|| grpc::timeout(req.headers()))
                 .flatten()
                 .map(|t| tokio::time::Instant::now() + t);
-            let forward = self.forwarder.forward(req, client, in_flight, &self.stages);
+            // Pinned once: moved into a timeout it would be stored twice in the state
+            // of this future, which hyper moves when it spawns an HTTP/2 stream.
+            let forward =
+                std::pin::pin!(self.forwarder.forward(req, client, in_flight, &self.stages));
             let (mut response, forwarded) = match deadline {
                 None => forward.await,
                 Some(deadline) => match tokio::time::timeout_at(deadline, forward).await {

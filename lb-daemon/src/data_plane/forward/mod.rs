@@ -247,7 +247,9 @@ impl Forwarder {
                         self.start_hyper_hedge(next, request)
                     })
                 });
-            let first = self.send(checkout, request, upstream);
+            // Pinned here, once: the wait holds a reference (a future moved into it
+            // would be stored twice in this request's state).
+            let first = std::pin::pin!(self.send(checkout, request, upstream));
             let waited =
                 wait_or_hedge(first, &upstream.progress, limits.try_timeout, watch, hedge).await;
             let progress = body.progress();

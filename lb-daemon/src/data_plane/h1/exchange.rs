@@ -186,7 +186,9 @@ impl Forwarder {
             let hedge = next
                 .filter(|_| request.hedgeable && tries.may_hedge())
                 .map(|(_, next)| || self.start_lean_hedge(next, &request));
-            let first = self.lean_try(checkout, upstream, &request);
+            // Pinned here, once: the wait holds a reference (a future moved into it
+            // would be stored twice in this request's state).
+            let first = std::pin::pin!(self.lean_try(checkout, upstream, &request));
             let waited = wait_or_hedge(
                 first,
                 &upstream.progress,

@@ -77,6 +77,9 @@ pub enum Waited<A, E> {
 /// first answer of the two; the other is dropped, which closes its connection. No
 /// check runs once hedged; `try_timeout` still bounds the whole wait.
 ///
+/// Pass `attempt` pinned by the caller (`Pin<&mut F>`): a future moved in is stored in
+/// this one's state as well as in the caller's, and a try's future is kilobytes.
+///
 /// # Errors
 /// [`Stalled`].
 pub async fn wait_or_hedge<A, E, H, F>(
@@ -123,7 +126,10 @@ where
             if watch.suspect && progress.suspect_if_stalled(sent_ms) {
                 return Err(Stalled::Moved);
             }
-            if let Some(second) = hedge.take().and_then(|start| start()) {
+            // Boxed at once: only hedged requests pay for the hedge's state (an
+            // unboxed `Option` of it would live across the race's await).
+            let second = hedge.take().and_then(|start| start()).map(Box::pin);
+            if let Some(second) = second {
                 return Ok(race(attempt, second, deadline).await);
             }
             judge += watch.every;
