@@ -2,14 +2,16 @@
 //!
 //! `workers` OS threads, each a current-thread tokio runtime with its own
 //! `SO_REUSEPORT` listener ([`listener`]), its own client connections
-//! ([`connection`]), its own keep-alive pool per replica ([`upstream_pool`]) and its
-//! own latency histogram ([`worker`]). A request is keyed ([`key`]), routed on the
+//! ([`connection`]), its own keep-alive pool per replica ([`upstream_pool`]), its own
+//! multiplexed connections to replicas that speak h2c ([`h2_pool`], [`protocol`]) and
+//! its own latency histogram ([`worker`]). A request is keyed ([`key`]), routed on the
 //! routing [`snapshot`] loaded with arc-swap by its [`routing`] choice, and forwarded with
 //! retries and fault attribution ([`forward`]), giving up on a replica suspected of
 //! making no progress or out of rotation ([`suspicion`]), hedging a slow `GET` on the
 //! key's next replica ([`hedge`]), with per-path try timeouts ([`slow_paths`]); its bodies ([`body`]), headers ([`headers`]), upgrades ([`tunnel`])
 //! and counts ([`accounting`]) each have their module; [`reply`] holds the response
-//! bodies and the answer shapes the daemon writes itself. Common HTTP/1.1 requests take
+//! bodies and the answer shapes the daemon writes itself, [`grpc`] how it answers a gRPC
+//! call itself and bounds one by its `grpc-timeout`. Common HTTP/1.1 requests take
 //! the lean path ([`h1`]); hyper serves the rest.
 //!
 //! The request path takes no lock of the control plane: it reads the snapshot the
