@@ -278,7 +278,8 @@ fn short_ids_that_differ_in_one_byte_share_the_ring_evenly() {
         ["node1", "node2", "node3"],
         ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
     ] {
-        for algo in [HashAlgorithm::Xxh3, HashAlgorithm::default()] {
+        {
+            let algo = HashAlgorithm::Xxh3;
             let mut ring = HashRing::with_hasher(algo, 160).unwrap();
             for name in names {
                 ring.add(NodeId::new(name).unwrap(), 1).unwrap();

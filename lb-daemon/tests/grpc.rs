@@ -230,7 +230,7 @@ fn grpc_timeout_bounds_the_call_at_the_daemon() {
         let mut rest = &body[..];
         while rest.len() >= 5 {
             let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-            rest = &rest[5 + len..];
+            rest = rest.get(5 + len..).expect("whole gRPC messages");
             replies += 1;
         }
         assert!(
@@ -314,7 +314,11 @@ fn grpc_health_checks_take_a_not_serving_replica_down_and_back() {
         // Down, then respawned by the process runtime (a new process, serving).
         wait_for(Duration::from_secs(5), || {
             daemon
-                .log_contains("replica Down: fall consecutive failed heartbeats")
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("replica Down") && l.contains(&format!("replica={home}")))
                 .then_some(())
         })
         .expect("a NOT_SERVING replica goes down");

@@ -26,7 +26,7 @@ use super::rules::{invalid, ms, note, ranged};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatFile {
-    /// What a probe does: `http` (default) or `tcp`.
+    /// What a probe does: `http` (default), `grpc` or `tcp`.
     pub kind: Option<String>,
     /// Path probed on each replica (`http`).
     pub path: Option<String>,
@@ -52,7 +52,7 @@ pub enum ProbeKind {
     /// the call succeeds with status `SERVING` (grpc/grpc `doc/health-checking.md`).
     Grpc,
     /// A TCP connection to the replica's address; opening passes (for replicas that
-    /// speak no HTTP/1.1, such as h2-only gRPC servers).
+    /// serve neither an HTTP path nor gRPC health).
     Tcp,
 }
 

@@ -142,11 +142,17 @@ impl Body for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if let Some(arrived) = self.arrived.take() {
-            return Poll::Ready(Some(Ok(Frame::data(arrived))));
-        }
-        if let Some(held) = self.held.take() {
-            return Poll::Ready(Some(Ok(held)));
+        // What was read before streaming started; when it was the whole body, the
+        // upload ends with it (hyper does not poll a body at its end again).
+        let ahead = match self.arrived.take() {
+            Some(arrived) => Some(Frame::data(arrived)),
+            None => self.held.take(),
+        };
+        if let Some(frame) = ahead {
+            if self.is_end_stream() {
+                self.progress.0.store(UPLOADED, Ordering::Relaxed);
+            }
+            return Poll::Ready(Some(Ok(frame)));
         }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {

@@ -9,7 +9,8 @@
 //!   HTTP 200 with a trailers-only response, `grpc-status` and `grpc-message` in its
 //!   headers. The status follows gRPC's HTTP-to-gRPC mapping
 //!   (`doc/http-grpc-status-mapping.md`): 502, 503, 504 and 429 become 14
-//!   `UNAVAILABLE`, 400 `INTERNAL`, 404 `UNIMPLEMENTED`, others `UNKNOWN`.
+//!   `UNAVAILABLE`, 400 `INTERNAL`, 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`,
+//!   404 and 405 `UNIMPLEMENTED`, others `UNKNOWN`.
 //! - `grpc-timeout` bounds the whole call, response stream included: past it the daemon
 //!   answers 4 `DEADLINE_EXCEEDED` (or ends a response stream already under way with
 //!   trailers saying so) and cancels the replica's stream. The header goes on to the
@@ -70,10 +71,12 @@ impl Code {
 
 /// Whether `headers` are a gRPC call's (`content-type: application/grpc[+…|;…]`).
 pub fn is_call(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.as_bytes().get(..16))
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"application/grpc"))
+    let Some(value) = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) else {
+        return false;
+    };
+    let (prefix, rest) = value.split_at(value.len().min(16));
+    prefix.eq_ignore_ascii_case(b"application/grpc")
+        && matches!(rest.first(), None | Some(b'+' | b';'))
 }
 
 /// The call's `grpc-timeout`: 1 to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`,
@@ -192,6 +195,15 @@ mod tests {
         assert!(is_call(&headers(&[("content-type", "Application/GRPC")])));
         assert!(!is_call(&headers(&[("content-type", "application/json")])));
         assert!(!is_call(&headers(&[("content-type", "application/grp")])));
+        assert!(is_call(&headers(&[(
+            "content-type",
+            "application/grpc; x=1"
+        )])));
+        assert!(!is_call(&headers(&[(
+            "content-type",
+            "application/grpc-web"
+        )])));
+        assert!(!is_call(&headers(&[("content-type", "application/grpcx")])));
         assert!(!is_call(&headers(&[])));
     }
 

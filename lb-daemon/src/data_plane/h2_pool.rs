@@ -6,12 +6,16 @@
 //! connection carries [`STREAMS_PER_CONNECTION`] or more and fewer than
 //! [`CONNECTIONS_PER_REPLICA`] are open, it opens another (HAProxy's `proto h2`
 //! servers and Envoy's HTTP/2 upstream pools share connections likewise). Beyond that
-//! the streams wait in h2's own queue for the replica's `SETTINGS_MAX_CONCURRENT_STREAMS`.
+//! the streams wait in h2's own queue for the replica's `SETTINGS_MAX_CONCURRENT_STREAMS`
+//! (a replica that allows fewer than [`STREAMS_PER_CONNECTION`] streams queues them on one
+//! connection: the pool does not read its settings). Connections are never closed for
+//! idleness (`upstream.idle_timeout_ms` and `max_conns_per_replica` are HTTP/1's); HTTP/2
+//! pings find dead ones.
 //!
 //! Each connection's I/O runs in a task of its own on the worker's runtime (h2 frames
-//! of all its streams share it). A connection that received a `GOAWAY` or whose stream
-//! was refused is retired ([`H2Pool::retire`]): the next request opens a new one, while
-//! the streams already on the old one finish there. A connection that closed is
+//! of all its streams share it). A connection that failed beyond one stream's reset
+//! (it received a `GOAWAY`, it broke) is retired ([`H2Pool::retire`]): the next request
+//! opens a new one, while the streams already on the old one finish there. A connection that closed is
 //! dropped at the next checkout, and every connection of an incarnation that left the
 //! routing snapshot is closed by [`H2Pool::sweep`].
 
@@ -26,6 +30,8 @@ use hyper::client::conn::{TrySendError, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 
 use crate::data_plane::body::UpstreamBody;
 use crate::data_plane::upstream_pool::{Checkout, ConnectError, Connector};
@@ -51,6 +57,26 @@ struct Shared {
     id: u64,
     sender: http2::SendRequest<UpstreamBody>,
     streams: Arc<AtomicUsize>,
+}
+
+/// One replica incarnation's connections in a worker.
+#[derive(Default)]
+struct Replica {
+    connections: Vec<Shared>,
+    /// Connections being opened now (they count towards the limit).
+    opening: usize,
+    /// Wakes requests waiting for a connection being opened.
+    opened: Arc<Notify>,
+}
+
+/// What a request does for its stream.
+enum Next {
+    /// Takes a stream on this open connection.
+    Use(Shared),
+    /// Opens a connection (counted in `opening`).
+    Open,
+    /// Waits for a connection being opened.
+    Wait(OwnedNotified),
 }
 
 /// A stream's claim on a connection: counted in its streams until dropped (with the
@@ -109,7 +135,7 @@ pub struct H2Limits {
 
 /// One worker's HTTP/2 connections to h2c replicas.
 pub struct H2Pool {
-    replicas: Mutex<HashMap<InstanceId, Vec<Shared>>>,
+    replicas: Mutex<HashMap<InstanceId, Replica>>,
     limits: H2Limits,
     next_id: AtomicU64,
 }
@@ -134,7 +160,8 @@ impl H2Pool {
 
     /// A stream on the least busy open connection to `instance`, or on a new one to
     /// `addr` when all are busy and the replica has fewer than
-    /// [`CONNECTIONS_PER_REPLICA`].
+    /// [`CONNECTIONS_PER_REPLICA`] open or opening. A request that finds every allowed
+    /// connection still opening waits for one (at most the connect timeout per round).
     ///
     /// # Errors
     /// [`ConnectError`] when a new connection cannot be made.
@@ -143,46 +170,65 @@ impl H2Pool {
         instance: InstanceId,
         addr: SocketAddr,
     ) -> Result<Checkout<H2Stream>, ConnectError> {
-        let busiest_allowed = {
-            let mut replicas = self.lock();
-            let connections = replicas.entry(instance).or_default();
-            connections.retain(|c| !c.sender.is_closed());
-            let least = connections
-                .iter()
-                .min_by_key(|c| c.streams.load(Ordering::Relaxed))
-                .cloned();
-            match least {
-                Some(c)
-                    if c.streams.load(Ordering::Relaxed) < STREAMS_PER_CONNECTION
-                        || connections.len() >= CONNECTIONS_PER_REPLICA =>
-                {
+        loop {
+            let next = {
+                let mut replicas = self.lock();
+                let replica = replicas.entry(instance).or_default();
+                replica.connections.retain(|c| !c.sender.is_closed());
+                let allowed = replica.connections.len() + replica.opening;
+                let least = replica
+                    .connections
+                    .iter()
+                    .min_by_key(|c| c.streams.load(Ordering::Relaxed))
+                    .cloned();
+                match least {
                     Some(c)
+                        if c.streams.load(Ordering::Relaxed) < STREAMS_PER_CONNECTION
+                            || allowed >= CONNECTIONS_PER_REPLICA =>
+                    {
+                        Next::Use(c)
+                    }
+                    _ if allowed < CONNECTIONS_PER_REPLICA => {
+                        replica.opening += 1;
+                        Next::Open
+                    }
+                    // Every allowed connection is still opening: wait for one.
+                    _ => Next::Wait(Arc::clone(&replica.opened).notified_owned()),
                 }
-                _ => None,
-            }
-        };
-        let (shared, reused) = match busiest_allowed {
-            Some(shared) => (shared, true),
-            // Boxed: a handshake's state is kilobytes, and most streams need none.
-            None => (Box::pin(self.connect(instance, addr)).await?, false),
-        };
-        shared.streams.fetch_add(1, Ordering::Relaxed);
-        Ok(Checkout {
-            upstream: H2Stream {
-                sender: shared.sender,
-                slot: StreamSlot(shared.streams),
-                connection: shared.id,
-            },
-            reused,
-        })
+            };
+            let (shared, reused) = match next {
+                Next::Use(shared) => (shared, true),
+                Next::Open => {
+                    // Boxed: a handshake's state is kilobytes, and most streams need none.
+                    let opened = Box::pin(self.connect(addr)).await;
+                    let mut replicas = self.lock();
+                    let replica = replicas.entry(instance).or_default();
+                    replica.opening = replica.opening.saturating_sub(1);
+                    if let Ok(shared) = &opened {
+                        replica.connections.push(shared.clone());
+                    }
+                    replica.opened.notify_waiters();
+                    (opened?, false)
+                }
+                Next::Wait(opened) => {
+                    let _ = tokio::time::timeout(self.limits.connect_timeout, opened).await;
+                    continue;
+                }
+            };
+            shared.streams.fetch_add(1, Ordering::Relaxed);
+            return Ok(Checkout {
+                upstream: H2Stream {
+                    sender: shared.sender,
+                    slot: StreamSlot(shared.streams),
+                    connection: shared.id,
+                },
+                reused,
+            });
+        }
     }
 
-    /// A new connection to `addr`, its I/O in a task of its own, listed for `instance`.
-    async fn connect(
-        &self,
-        instance: InstanceId,
-        addr: SocketAddr,
-    ) -> Result<Shared, ConnectError> {
+    /// A new connection to `addr`, its I/O in a task of its own.
+    async fn connect(&self, addr: SocketAddr) -> Result<Shared, ConnectError> {
         let handshake = async {
             let stream = TcpStream::connect(addr)
                 .await
@@ -204,36 +250,31 @@ impl H2Pool {
                 tracing::debug!(%addr, error = %e, "h2c upstream connection ended with an error");
             }
         });
-        let shared = Shared {
+        Ok(Shared {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             sender,
             streams: Arc::new(AtomicUsize::new(0)),
-        };
-        self.lock()
-            .entry(instance)
-            .or_default()
-            .push(shared.clone());
-        Ok(shared)
+        })
     }
 
-    /// Stops giving out `connection` to `instance` (it received a `GOAWAY` or refused
-    /// a stream); its streams in flight finish on it.
+    /// Stops giving out `connection` to `instance` (it received a `GOAWAY`, or failed);
+    /// its streams in flight finish on it.
     pub fn retire(&self, instance: InstanceId, connection: u64) {
-        if let Some(connections) = self.lock().get_mut(&instance) {
-            connections.retain(|c| c.id != connection);
+        if let Some(replica) = self.lock().get_mut(&instance) {
+            replica.connections.retain(|c| c.id != connection);
         }
     }
 
     /// Forgets closed connections, and all connections of incarnations for which
     /// `live` is false (their I/O tasks end once their streams are done).
     pub fn sweep(&self, live: impl Fn(InstanceId) -> bool) {
-        self.lock().retain(|instance, connections| {
-            connections.retain(|c| !c.sender.is_closed());
-            live(*instance) && !connections.is_empty()
+        self.lock().retain(|instance, replica| {
+            replica.connections.retain(|c| !c.sender.is_closed());
+            live(*instance) && !(replica.connections.is_empty() && replica.opening == 0)
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Vec<Shared>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Replica>> {
         // Each critical section is a retain, a push or a scan: a poisoned map is
         // consistent.
         self.replicas.lock().unwrap_or_else(|e| e.into_inner())

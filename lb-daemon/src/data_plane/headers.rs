@@ -36,8 +36,13 @@ pub fn is_upgrade(parts: &Parts) -> bool {
 
 /// Whether a `Connection` header line lists `token` (case-insensitive).
 fn connection_names(headers: &HeaderMap, token: &str) -> bool {
+    lists(headers, CONNECTION, token)
+}
+
+/// Whether the comma-separated lines of `name` list `token` (case-insensitive).
+fn lists(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     headers
-        .get_all(CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -47,6 +52,10 @@ fn connection_names(headers: &HeaderMap, token: &str) -> bool {
 /// Drops hop-by-hop headers; with `keep_upgrade`, sets `Connection: upgrade` and
 /// keeps `Upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // `TE: trailers` says the client takes trailers (gRPC requires it): it goes on,
+    // as nginx's `grpc_pass` and HAProxy send it, even when `Connection` names `TE`
+    // (as RFC 9110 asks of HTTP/1.1 clients); other `TE` values stop here.
+    let trailers = lists(headers, TE, "trailers");
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -61,14 +70,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         headers.remove(CONNECTION);
     }
-    // `TE: trailers` says the client takes trailers (gRPC requires it): it goes on,
-    // as nginx's `grpc_pass` and HAProxy send it; other `TE` values stop here.
-    let trailers = headers
-        .get_all(TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in [KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, TRANSFER_ENCODING] {
         headers.remove(name);
     }
@@ -191,6 +192,29 @@ mod tests {
         strip_hop_by_hop(&mut headers, false);
         let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["x-lb-key"]);
+    }
+
+    #[test]
+    fn te_trailers_goes_on_and_other_te_values_stop() {
+        for (connection, te, kept) in [
+            (None, "trailers", true),
+            (Some("TE"), "trailers, deflate", true),
+            (None, "gzip", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(TE, HeaderValue::from_static(te));
+            if let Some(c) = connection {
+                headers.insert(CONNECTION, HeaderValue::from_static(c));
+            }
+            strip_hop_by_hop(&mut headers, false);
+            let left = headers.get(TE).map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(
+                left,
+                kept.then(|| "trailers".to_string()),
+                "{connection:?} {te}"
+            );
+            assert!(!headers.contains_key(CONNECTION));
+        }
     }
 
     #[test]

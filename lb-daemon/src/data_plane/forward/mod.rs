@@ -10,7 +10,9 @@
 //!
 //! Retries walk the key's next distinct Up candidate: after a connect failure for any
 //! method (nothing reached the replica), after a reset or timeout only for idempotent
-//! methods (RFC 9110 §9.2.2) whose body could be kept for a second try.
+//! methods (RFC 9110 §9.2.2) whose body could be kept for a second try. An h2c stream
+//! the replica never processed (`REFUSED_STREAM`, beyond a `GOAWAY`'s last stream id) is
+//! charged to nobody and goes on for any method whose body was kept.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -316,8 +318,15 @@ impl Forwarder {
                 }
                 Err(SendFailure::Client(fault)) => return (client_fault(fault), tries.forwarded),
                 Err(SendFailure::Moved) => tries.moved(self, name, &mut in_flight),
-                // Never processed by the replica: any method may go to the next one.
-                Err(SendFailure::Refused) => tries.stale(name, &mut in_flight),
+                // Never processed by the replica: any method may go to the next one,
+                // if its body can be sent again.
+                Err(SendFailure::Refused) => {
+                    tries.stale(name, &mut in_flight);
+                    if !body.replayable() {
+                        tries.last = Some((name, TryFailure::Reset));
+                        break;
+                    }
+                }
                 Err(SendFailure::Stale) => {
                     tries.stale(name, &mut in_flight);
                     if !idempotent {
@@ -412,7 +421,9 @@ impl Forwarder {
                         .map_err(|_| SendFailure::Replica(TryFailure::Connect))?
                         .upstream;
                 }
-                _ => {
+                // Given back unsent a second time: still never sent.
+                Some(_) => return Err(SendFailure::Refused),
+                None => {
                     let e = failed.into_error();
                     let unprocessed = never_processed(&e);
                     if !h2_error(&e).is_some_and(h2::Error::is_reset) {
@@ -429,6 +440,7 @@ impl Forwarder {
             }
         }
     }
+
     /// One try of `request` on `checkout`, to `upstream`: the response head with the
     /// connection it came on. A pooled connection that the replica had already closed
     /// gives the request back unsent; it goes out again on a new connection, uncharged.
