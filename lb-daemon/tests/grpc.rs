@@ -164,22 +164,12 @@ async fn raw_call(
     Vec<u8>,
     Option<hyper::HeaderMap>,
 ) {
-    let stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let mut framed = vec![0];
-    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
-    framed.extend_from_slice(&message);
-    let request = hyper::Request::post(format!("http://{}{path}", daemon.addr))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", grpc_timeout)
-        .header("x-lb-key", "k")
-        .body(Full::new(Bytes::from(framed)))
-        .unwrap();
+    let headers = [
+        ("grpc-timeout", grpc_timeout.to_string()),
+        ("x-lb-key", "k".to_string()),
+    ];
+    let request = grpc_request(daemon, path, &message, &headers);
+    let mut sender = h2_client(daemon).await;
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let collected = body.collect().await.unwrap();
@@ -369,27 +359,40 @@ fn the_daemon_answers_unavailable_as_grpc_when_no_replica_takes_the_call() {
     });
 }
 
-/// An h2c replica made with the `h2` crate: it counts the streams it gets, and resets
-/// each with `reset`, or answers a gRPC success.
-fn h2_replica(reset: Option<h2::Reason>) -> (u16, Arc<AtomicUsize>) {
+/// What an `h2_replica` does with each stream.
+#[derive(Debug, Clone, Copy)]
+enum Fake {
+    /// Resets it at once with this reason.
+    Reset(h2::Reason),
+    /// Answers a gRPC success (one empty message, `grpc-status: 0`).
+    Answer,
+    /// Sends its head and one message, then waits for the peer to reset the stream.
+    Open,
+    /// Sends its head and one message, then resets it with `INTERNAL_ERROR`.
+    ResetMidway,
+}
+
+/// An h2c replica made with the `h2` crate: the streams it got, and how many of them
+/// the peer reset (cancelled) while it was answering.
+fn h2_replica(fake: Fake) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let streams = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&streams);
+    let (streams, cancels) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (counted, cancelled) = (Arc::clone(&streams), Arc::clone(&cancels));
     std::thread::spawn(move || {
         runtime().block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
-                let counted = Arc::clone(&counted);
+                let (counted, cancelled) = (Arc::clone(&counted), Arc::clone(&cancelled));
                 tokio::spawn(async move {
                     let Ok(mut connection) = h2::server::handshake(socket).await else {
                         return;
                     };
                     while let Some(Ok((_request, mut respond))) = connection.accept().await {
                         counted.fetch_add(1, Ordering::SeqCst);
-                        if let Some(reason) = reset {
+                        if let Fake::Reset(reason) = fake {
                             respond.send_reset(reason);
                             continue;
                         }
@@ -399,22 +402,111 @@ fn h2_replica(reset: Option<h2::Reason>) -> (u16, Arc<AtomicUsize>) {
                             .unwrap();
                         let mut send = respond.send_response(head, false).unwrap();
                         let _ = send.send_data(Bytes::from_static(b"\x00\x00\x00\x00\x00"), false);
-                        let mut trailers = hyper::HeaderMap::new();
-                        trailers.insert("grpc-status", "0".parse().unwrap());
-                        let _ = send.send_trailers(trailers);
+                        let cancelled = Arc::clone(&cancelled);
+                        tokio::spawn(async move {
+                            match fake {
+                                Fake::Open => {
+                                    let reset =
+                                        std::future::poll_fn(|cx| send.poll_reset(cx)).await;
+                                    if reset.is_ok_and(|r| r == h2::Reason::CANCEL) {
+                                        cancelled.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                }
+                                Fake::ResetMidway => {
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                    send.send_reset(h2::Reason::INTERNAL_ERROR);
+                                }
+                                Fake::Answer | Fake::Reset(_) => {
+                                    let mut trailers = hyper::HeaderMap::new();
+                                    trailers.insert("grpc-status", "0".parse().unwrap());
+                                    let _ = send.send_trailers(trailers);
+                                }
+                            }
+                        });
                     }
                 });
             }
         });
     });
-    (port, streams)
+    (port, streams, cancels)
 }
 
-/// A daemon before the two `h2_replica`s (TCP heartbeats: they serve no health check).
-fn daemon_before(first: u16, second: u16) -> Daemon {
+/// A daemon before `h2_replica`s (TCP heartbeats: they serve no health check).
+fn daemon_before(ports: &[u16]) -> Daemon {
+    let replicas: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            format!("[[runtime.replicas]]\nname = \"fake{i}\"\naddress = \"127.0.0.1:{port}\"\n\n")
+        })
+        .collect();
     Daemon::start(&format!(
-        "listen = \"127.0.0.1:0\"\n\n[runtime]\nkind = \"static\"\n\n[[runtime.replicas]]\nname = \"first\"\naddress = \"127.0.0.1:{first}\"\n\n[[runtime.replicas]]\nname = \"second\"\naddress = \"127.0.0.1:{second}\"\n\n[upstream]\nprotocol = \"h2c\"\n\n[heartbeat]\nkind = \"tcp\"\n"
+        "listen = \"127.0.0.1:0\"\n\n[upstream]\nprotocol = \"h2c\"\n\n[heartbeat]\nkind = \"tcp\"\n\n[runtime]\nkind = \"static\"\n\n{replicas}"
     ))
+}
+
+/// An HTTP/2 connection to `daemon` with hyper's client.
+async fn h2_client(daemon: &Daemon) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// A gRPC call's request: `message` framed, with `headers`.
+fn grpc_request(
+    daemon: &Daemon,
+    path: &str,
+    message: &[u8],
+    headers: &[(&str, String)],
+) -> hyper::Request<Full<Bytes>> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(message);
+    let mut request = hyper::Request::post(format!("http://{}{path}", daemon.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.body(Full::new(Bytes::from(framed))).unwrap()
+}
+
+/// A `Count` call through `daemon`: the response, head received.
+async fn count_call(daemon: &Daemon) -> hyper::Response<hyper::body::Incoming> {
+    let request = grpc_request(daemon, "/echo.Echo/Count", b"", &[]);
+    h2_client(daemon).await.send_request(request).await.unwrap()
+}
+
+#[test]
+fn resets_cross_the_daemon_both_ways() {
+    // The client cancels: the replica's stream is reset (CANCEL), not left open.
+    let (open, _, cancels) = h2_replica(Fake::Open);
+    let daemon = daemon_before(&[open]);
+    runtime().block_on(async {
+        let mut body = count_call(&daemon).await.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+    });
+    wait_for(Duration::from_secs(3), || {
+        (cancels.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .expect("the replica's stream is cancelled when the client cancels");
+    drop(daemon);
+
+    // The replica resets mid-response: the client's stream ends in an error, promptly.
+    let (resetting, _, _) = h2_replica(Fake::ResetMidway);
+    let daemon = daemon_before(&[resetting]);
+    runtime().block_on(async {
+        let body = count_call(&daemon).await.into_body();
+        let read = tokio::time::timeout(Duration::from_secs(3), body.collect());
+        let ended = read.await.expect("a reset reaches the client, not a hang");
+        assert!(ended.is_err(), "the client's stream ends in an error");
+    });
 }
 
 /// 30 unary calls with distinct keys through `daemon`: how many succeeded.
@@ -426,21 +518,9 @@ fn unary_calls(daemon: &Daemon) -> usize {
                 message: format!("m{k}"),
                 delay_ms: 0,
             };
-            let stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
-            let (mut sender, connection) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(connection);
-            let mut framed = vec![0, 0, 0, 0, message.encoded_len() as u8];
-            framed.extend_from_slice(&message.encode_to_vec());
-            let request = hyper::Request::post(format!("http://{}/echo.Echo/Say", daemon.addr))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .header("x-lb-key", format!("key-{k}"))
-                .body(Full::new(Bytes::from(framed)))
-                .unwrap();
-            let response = sender.send_request(request).await.unwrap();
+            let key = [("x-lb-key", format!("key-{k}"))];
+            let request = grpc_request(daemon, "/echo.Echo/Say", &message.encode_to_vec(), &key);
+            let response = h2_client(daemon).await.send_request(request).await.unwrap();
             let status = response.headers().get("grpc-status").cloned();
             let collected = response.into_body().collect().await.unwrap();
             let status = status.or_else(|| collected.trailers()?.get("grpc-status").cloned());
@@ -461,9 +541,9 @@ fn unary_calls(daemon: &Daemon) -> usize {
 #[test]
 fn only_streams_a_replica_never_processed_go_to_the_next_replica() {
     // REFUSED_STREAM: the replica did not process the call; it goes on, uncharged.
-    let (refusing, refused) = h2_replica(Some(h2::Reason::REFUSED_STREAM));
-    let (good, served) = h2_replica(None);
-    let daemon = daemon_before(refusing, good);
+    let (refusing, refused, _) = h2_replica(Fake::Reset(h2::Reason::REFUSED_STREAM));
+    let (good, served, _) = h2_replica(Fake::Answer);
+    let daemon = daemon_before(&[refusing, good]);
     assert_eq!(unary_calls(&daemon), 30, "every call succeeds");
     let refused = refused.load(Ordering::SeqCst);
     assert!(refused > 0, "some keys start on the refusing replica");
@@ -478,9 +558,9 @@ fn only_streams_a_replica_never_processed_go_to_the_next_replica() {
     drop(daemon);
 
     // Any other reset may come after the replica acted: the call is not sent again.
-    let (resetting, reset) = h2_replica(Some(h2::Reason::INTERNAL_ERROR));
-    let (good, served) = h2_replica(None);
-    let daemon = daemon_before(resetting, good);
+    let (resetting, reset, _) = h2_replica(Fake::Reset(h2::Reason::INTERNAL_ERROR));
+    let (good, served, _) = h2_replica(Fake::Answer);
+    let daemon = daemon_before(&[resetting, good]);
     let ok = unary_calls(&daemon);
     let reset = reset.load(Ordering::SeqCst);
     assert!(reset > 0, "some keys start on the resetting replica");
