@@ -567,3 +567,47 @@ fn only_streams_a_replica_never_processed_go_to_the_next_replica() {
     assert_eq!(ok, 30 - reset, "each reset call fails as UNAVAILABLE");
     assert_eq!(served.load(Ordering::SeqCst), ok, "no call was sent twice");
 }
+
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn http_heartbeats_speak_the_replicas_protocol() {
+    // tonic serves HTTP/2 only: `GET /heartbeat` over h2c gets an answer (200, with
+    // grpc-status 12 for the unknown method), over HTTP/1.1 none.
+    let port = free_port();
+    let _replica = Killed(
+        std::process::Command::new(binary("grpc-replica"))
+            .args(["--id", "solo", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    })
+    .expect("grpc-replica listens");
+    let config = |protocol: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\n\n[heartbeat]\nkind = \"http\"\ninterval_ms = 100\ntimeout_ms = 100\nrise = 1\nfall = 1\n\n[runtime]\nkind = \"static\"\n\n[[runtime.replicas]]\nname = \"solo\"\naddress = \"127.0.0.1:{port}\"\nprotocol = \"{protocol}\"\n"
+        )
+    };
+    let http1 = Daemon::start(&config("http1"));
+    wait_for(Duration::from_secs(3), || {
+        (state_of(&http1, "solo") == "down").then_some(())
+    })
+    .expect("HTTP/1.1 heartbeats fail against an h2-only replica");
+    let h2c = Daemon::start(&config("h2c"));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(state_of(&h2c, "solo"), "up", "h2c heartbeats pass");
+}
