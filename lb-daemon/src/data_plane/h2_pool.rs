@@ -69,6 +69,31 @@ struct Replica {
     opened: Arc<Notify>,
 }
 
+/// A connection being opened for `instance`: counted in its `opening` until dropped,
+/// which also wakes the requests waiting for it.
+struct Opening<'a> {
+    pool: &'a H2Pool,
+    instance: InstanceId,
+}
+
+impl Opening<'_> {
+    /// Lists the opened connection (then the drop wakes the waiters).
+    fn done(self, shared: &Shared) {
+        if let Some(replica) = self.pool.lock().get_mut(&self.instance) {
+            replica.connections.push(shared.clone());
+        }
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if let Some(replica) = self.pool.lock().get_mut(&self.instance) {
+            replica.opening = replica.opening.saturating_sub(1);
+            replica.opened.notify_waiters();
+        }
+    }
+}
+
 /// What a request does for its stream.
 enum Next {
     /// Takes a stream on this open connection.
@@ -199,16 +224,16 @@ impl H2Pool {
             let (shared, reused) = match next {
                 Next::Use(shared) => (shared, true),
                 Next::Open => {
+                    // Counted as opening until it ends, even if this request is dropped
+                    // (its client went away) before the handshake did.
+                    let opening = Opening {
+                        pool: self,
+                        instance,
+                    };
                     // Boxed: a handshake's state is kilobytes, and most streams need none.
-                    let opened = Box::pin(self.connect(addr)).await;
-                    let mut replicas = self.lock();
-                    let replica = replicas.entry(instance).or_default();
-                    replica.opening = replica.opening.saturating_sub(1);
-                    if let Ok(shared) = &opened {
-                        replica.connections.push(shared.clone());
-                    }
-                    replica.opened.notify_waiters();
-                    (opened?, false)
+                    let shared = Box::pin(self.connect(addr)).await?;
+                    opening.done(&shared);
+                    (shared, false)
                 }
                 Next::Wait(opened) => {
                     let _ = tokio::time::timeout(self.limits.connect_timeout, opened).await;
@@ -288,5 +313,37 @@ impl Connector<H2Stream> for H2Pool {
         addr: SocketAddr,
     ) -> Result<Checkout<H2Stream>, ConnectError> {
         self.stream(instance, addr).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_given_up_while_opening_frees_its_place_and_wakes_the_waiters() {
+        let pool = H2Pool::new(H2Limits {
+            connect_timeout: Duration::from_millis(100),
+        });
+        let instance = InstanceId(7);
+        let waiter = {
+            let mut replicas = pool.lock();
+            let replica = replicas.entry(instance).or_default();
+            replica.opening = CONNECTIONS_PER_REPLICA;
+            Arc::clone(&replica.opened).notified_owned()
+        };
+        // A request dropped mid-handshake (its client went away) drops its guard.
+        drop(Opening {
+            pool: &pool,
+            instance,
+        });
+        assert_eq!(
+            pool.lock()[&instance].opening,
+            CONNECTIONS_PER_REPLICA - 1,
+            "its place is free for the next request"
+        );
+        tokio::time::timeout(Duration::from_millis(100), waiter)
+            .await
+            .expect("the waiting requests are woken");
     }
 }
