@@ -375,11 +375,8 @@ fn fixed(entries: Vec<StaticReplicaFile>) -> Result<Runtime, ConfigError> {
             .weight
             .map(|w| super::rules::ranged("runtime.replicas.weight", Some(w), 1, 0, 256))
             .transpose()?;
-        let protocol = entry
-            .protocol
-            .as_deref()
-            .map(|p| Protocol::parse(p).map_err(|why| invalid("runtime.replicas.protocol", p, why)))
-            .transpose()?;
+        let protocol =
+            super::upstream::protocol("runtime.replicas.protocol", entry.protocol.as_deref())?;
         if replicas.iter().any(|r| r.name == name) {
             return Err(invalid(
                 "runtime.replicas.name",

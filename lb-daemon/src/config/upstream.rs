@@ -128,12 +128,7 @@ impl UpstreamFile {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first key out of range.
     pub(super) fn validate(self) -> Result<Upstream, ConfigError> {
-        let protocol = match self.protocol.as_deref() {
-            None => Protocol::Http1,
-            Some(value) => {
-                Protocol::parse(value).map_err(|why| invalid("upstream.protocol", value, why))?
-            }
-        };
+        let protocol = protocol("upstream.protocol", self.protocol.as_deref())?.unwrap_or_default();
         Ok(Upstream {
             protocol,
             connect_timeout: ms(
@@ -229,6 +224,19 @@ pub struct SlowPathFile {
 
 /// Validates `[[upstream.slow_paths]]`: at most 64 entries, each prefix starting with
 /// `/`, each timeout between 1 ms and one hour.
+/// The protocol written at `key`, if any.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key` for anything but `http1` and `h2c`.
+pub(super) fn protocol(
+    key: &'static str,
+    value: Option<&str>,
+) -> Result<Option<Protocol>, ConfigError> {
+    value
+        .map(|v| Protocol::parse(v).map_err(|why| invalid(key, v, why)))
+        .transpose()
+}
+
 fn slow_paths(written: Vec<SlowPathFile>) -> Result<Vec<SlowPath>, ConfigError> {
     if written.len() > 64 {
         return Err(super::rules::invalid(

@@ -26,6 +26,16 @@ impl Protocol {
         }
     }
 
+    /// Whether any of a request's candidates speaks h2c.
+    pub fn any_h2c(
+        candidates: &[Option<(&lb_core::NodeId, &crate::data_plane::snapshot::Upstream)>],
+    ) -> bool {
+        candidates
+            .iter()
+            .flatten()
+            .any(|(_, upstream)| upstream.protocol == Protocol::H2c)
+    }
+
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -42,9 +42,10 @@ use crate::data_plane::snapshot::Upstream;
 use crate::data_plane::suspicion::{Stalled, Suspicion, Waited, wait_or_hedge};
 use crate::data_plane::tls::Https;
 use crate::data_plane::tunnel;
-use crate::data_plane::upstream_pool::{Checkout, ConnectError, UpstreamPool};
+use crate::data_plane::upstream_pool::{Checkout, ConnectError, Connector, UpstreamPool};
 use crate::observe::access_log::AccessEntry;
 use crate::observe::metrics::{Metrics, StageTimers};
+use crate::runtime::InstanceId;
 
 mod outcome;
 mod prepared;
@@ -188,10 +189,7 @@ impl Forwarder {
 
         // A stream an h2c replica refuses may go to the next replica whatever the
         // method: such requests keep a body that has arrived whole.
-        let to_h2c = targets
-            .iter()
-            .flatten()
-            .any(|(_, upstream)| upstream.protocol == Protocol::H2c);
+        let to_h2c = Protocol::any_h2c(&targets[..tries]);
         let mut _reservation: Option<Reservation> = None;
         let mut body = match Prepared::prepare(
             &self.retry_budget,
@@ -354,16 +352,11 @@ impl Forwarder {
         in_flight: &mut InFlight,
         stages: &StageTimers,
     ) -> Result<Connection, NoConnection> {
-        match upstream.protocol {
-            Protocol::Http1 => tries
-                .connect(self, &*self.upstreams, name, upstream, in_flight, stages)
-                .await
-                .map(Connection::H1),
-            Protocol::H2c => tries
-                .connect(self, &*self.h2_upstreams, name, upstream, in_flight, stages)
-                .await
-                .map(Connection::H2),
-        }
+        let pools = Pools(self, upstream.protocol);
+        tries
+            .connect(self, &pools, name, upstream, in_flight, stages)
+            .await
+            .map(|checkout| checkout.upstream)
     }
 
     /// One try of `request` on `connection`, to `upstream`, in its protocol.
@@ -522,21 +515,11 @@ impl Forwarder {
                 ConnectError::QueueTimeout { .. } => SendFailure::Stale,
                 _ => SendFailure::Replica(TryFailure::Connect),
             };
-            let connection = match next.protocol {
-                Protocol::Http1 => Connection::H1(
-                    self.upstreams
-                        .checkout(next.instance, next.addr)
-                        .await
-                        .map_err(refused)?,
-                ),
-                Protocol::H2c => Connection::H2(
-                    self.h2_upstreams
-                        .stream(next.instance, next.addr)
-                        .await
-                        .map_err(refused)?,
-                ),
-            };
-            self.send(connection, request, next).await
+            let connection = Pools(self, next.protocol)
+                .checkout(next.instance, next.addr)
+                .await
+                .map_err(refused)?;
+            self.send(connection.upstream, request, next).await
         })
     }
 
@@ -571,6 +554,36 @@ impl Forwarder {
             }
         };
         Response::from_parts(parts, Body::Streamed(body))
+    }
+}
+
+/// A worker's connections to replicas that speak one protocol: its HTTP/1 pool or its
+/// h2c streams.
+struct Pools<'a>(&'a Forwarder, Protocol);
+
+impl Connector<Connection> for Pools<'_> {
+    async fn checkout(
+        &self,
+        instance: InstanceId,
+        addr: SocketAddr,
+    ) -> Result<Checkout<Connection>, ConnectError> {
+        let Pools(forwarder, protocol) = self;
+        Ok(match protocol {
+            Protocol::Http1 => {
+                let checkout = forwarder.upstreams.checkout(instance, addr).await?;
+                Checkout {
+                    reused: checkout.reused,
+                    upstream: Connection::H1(checkout),
+                }
+            }
+            Protocol::H2c => {
+                let checkout = forwarder.h2_upstreams.stream(instance, addr).await?;
+                Checkout {
+                    reused: checkout.reused,
+                    upstream: Connection::H2(checkout),
+                }
+            }
+        })
     }
 }
 

@@ -289,11 +289,7 @@ fn plan<'s>(
     let count = snapshot.choose(key.as_deref(), &mut targets[..tries]);
     // The lean path speaks HTTP/1.1 upstream only: a key whose candidates include an
     // h2c replica goes to hyper, with the rest of the connection.
-    if targets
-        .iter()
-        .flatten()
-        .any(|(_, upstream)| upstream.protocol == Protocol::H2c)
-    {
+    if Protocol::any_h2c(&targets[..count]) {
         return Some(Next::Handoff);
     }
     let limits = limits_for(&settings.slow_paths, head.path(), settings.try_timeout);
